@@ -1,0 +1,43 @@
+# Two commands for users: `make demo` and `make test`. Everything else is for developers.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := $(CURDIR)/.cache
+export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
+export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
+
+.PHONY: venv tools demo test test-unit test-integration lint crd clean
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml constraints.txt scripts/install-python-deps.sh
+	bash scripts/install-python-deps.sh $(VENV) cpu,operator,dev
+	bash scripts/install-tools.sh $(CACHE)/bin
+	touch $@
+
+tools:
+	bash scripts/install-tools.sh $(CACHE)/bin
+
+demo: venv
+	$(BIN)/limr run manifests/examples/tiny-local.yaml
+
+test: venv
+	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/integration tests/e2e -q
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit -q
+
+test-integration: venv
+	$(BIN)/python -m pytest tests/integration tests/e2e -q
+
+lint: venv
+	$(BIN)/ruff check operator trainer tests bench
+
+crd: venv
+	$(BIN)/limr crd > manifests/crd/limr.io_limrjobs.yaml
+	cp manifests/crd/limr.io_limrjobs.yaml charts/limr-operator/crds/limr.io_limrjobs.yaml
+
+clean:
+	rm -rf $(VENV) $(CACHE)
