@@ -1,0 +1,215 @@
+"""A tiny, fully offline stand-in for the LIMR setting: model, tokenizer and arithmetic questions.
+
+No model can be downloaded on the development and CI machines, so tests, benchmarks and the
+embedded `limr run` default build everything here, deterministically from a seed:
+- a byte-level BPE tokenizer trained locally with `tokenizers` on the toy corpus, with a
+  Qwen-style chat template (system + user turns, assistant generation prompt, `<|im_end|>` as EOS);
+- a random-init Qwen2-architecture model (~1-3M parameters, tied embeddings) saved with
+  `save_pretrained`, so vLLM (GPU or CPU) and transformers both load it;
+- synthetic arithmetic questions with gold answers, in the LIMR prompt format (the question is the
+  user turn; a correct response ends in `\\boxed{answer}`), with a difficulty mix;
+- `warm_start`: a short supervised fine-tune that turns the random model into a weak base model
+  PPO can improve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+from limr_trainer.spec import LIMR_SYSTEM_PROMPT
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+EOS_TOKEN = "<|im_end|>"
+PAD_TOKEN = "<|endoftext|>"
+
+# name -> Qwen2 shape; "tiny" is the test model (~1.2M parameters with the toy vocabulary).
+MODEL_SIZES: dict[str, dict] = {
+    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=2,
+                 num_key_value_heads=1, head_dim=64),
+    "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=64),
+}
+
+# difficulty -> (operator, operand range); the mix makes per-sample learning curves differ (LIM needs that).
+DIFFICULTIES: dict[str, tuple[str, int, int]] = {
+    "easy": ("+", 0, 9),
+    "medium": ("+", 10, 49),
+    "hard": ("*", 2, 12),
+}
+DEFAULT_MIX = {"easy": 0.4, "medium": 0.4, "hard": 0.2}
+
+
+# ----------------------------------------------------------------------------------------- dataset
+
+
+def arithmetic_rows(n: int, seed: int = 0, mix: dict[str, float] | None = None) -> list[dict]:
+    """`n` questions `{id, prompt, answer, difficulty}`; the same (n, seed) always gives the same rows."""
+    mix = mix or DEFAULT_MIX
+    rng = random.Random(seed)
+    names = sorted(mix)
+    weights = [mix[k] for k in names]
+    rows = []
+    for i in range(n):
+        level = rng.choices(names, weights)[0]
+        op, lo, hi = DIFFICULTIES[level]
+        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
+        value = a + b if op == "+" else a * b
+        rows.append({"id": f"arith-{seed}-{i:06d}", "prompt": f"What is {a} {op} {b}?",
+                     "answer": str(value), "difficulty": level})
+    return rows
+
+
+def solution_text(row: dict) -> str:
+    """The well-formatted response to one toy question (the warm start's target)."""
+    expr = row["prompt"].removeprefix("What is ").removesuffix("?")
+    return f"{expr} = {row['answer']}. The answer is \\boxed{{{row['answer']}}}."
+
+
+def _corpus(seed: int = 0) -> list[str]:
+    rows = arithmetic_rows(3000, seed=seed + 7919)
+    texts = [LIMR_SYSTEM_PROMPT, "system", "user", "assistant", "\n"]
+    texts += [r["prompt"] for r in rows] + [solution_text(r) for r in rows]
+    return texts
+
+
+# --------------------------------------------------------------------------------------- tokenizer
+
+
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 384, seed: int = 0):
+    """Train a byte-level BPE tokenizer on the toy corpus, save it with the chat template, return it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_corpus(seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, unk_token=None,
+        model_max_length=1024, padding_side="left",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+    return fast
+
+
+# ------------------------------------------------------------------------------------------- model
+
+
+def build_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """Write a random-init Qwen2 model + toy tokenizer to `out_dir` (deterministic in `seed`)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer(out, seed=seed)
+    eos = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
+    pad = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=pad, eos_token_id=eos, pad_token_id=pad, rope_theta=10000.0,
+        torch_dtype="float32", **MODEL_SIZES[size],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.save_pretrained(out, safe_serialization=True)
+    GenerationConfig(eos_token_id=eos, pad_token_id=pad, bos_token_id=pad).save_pretrained(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------ warm start
+
+
+def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 3e-3, batch_size: int = 32,
+               seed: int = 0, system_prompt: str = LIMR_SYSTEM_PROMPT) -> dict:
+    """Supervised fine-tune on `solution_text` (loss on response tokens only), saved in place.
+
+    A few dozen steps give a weak model: right format often, right answer sometimes. Returns
+    {"loss": last loss}.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    loss_value = float("nan")
+    for _ in range(steps):
+        batch = rng.sample(rows, min(batch_size, len(rows)))
+        seqs, masks = [], []
+        for row in batch:
+            prompt = render_chat(tok, row["prompt"], system_prompt)
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            r_ids = tok(solution_text(row), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            seqs.append(p_ids + r_ids)
+            masks.append([0] * len(p_ids) + [1] * len(r_ids))
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tok.pad_token_id)
+        att = torch.zeros((len(seqs), width), dtype=torch.long)
+        lab = torch.full((len(seqs), width), -100)
+        for i, (s, m) in enumerate(zip(seqs, masks)):
+            ids[i, : len(s)] = torch.tensor(s)
+            att[i, : len(s)] = 1
+            lab[i, : len(s)] = torch.tensor([t if k else -100 for t, k in zip(s, m)])
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        loss_value = float(loss)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return {"loss": loss_value}
+
+
+def render_chat(tokenizer, question: str, system_prompt: str | None = LIMR_SYSTEM_PROMPT) -> str:
+    """The chat prompt string (system + user turns + assistant generation prompt)."""
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": question}
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# ------------------------------------------------------------------------------------------ cache
+
+
+def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, warm_steps: int = 0,
+                     warm_rows: int = 2000, warm_lr: float = 3e-3) -> Path:
+    """The toy model folder for these settings, built once under `cache_root` (atomic rename)."""
+    key = json.dumps(dict(size=size, seed=seed, warm_steps=warm_steps, warm_rows=warm_rows, warm_lr=warm_lr, v=1),
+                     sort_keys=True)
+    out = Path(cache_root) / f"toy-{size}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    if (out / "config.json").exists():
+        return out
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_model(tmp, size=size, seed=seed)
+    if warm_steps:
+        warm_start(tmp, arithmetic_rows(warm_rows, seed=seed + 1), steps=warm_steps, lr=warm_lr, seed=seed)
+    (tmp / "toy.json").write_text(key)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
