@@ -1,0 +1,1 @@
+"""`limr` subcommands that live on the operator side (`render`, `operator`)."""
