@@ -1,0 +1,259 @@
+"""Worker processes that run the reward check with a per-answer time limit and no signals.
+
+math-verify's own timeout uses SIGALRM, which only works on the main thread (not in threads, not in
+a Ray actor's executor threads). Here each answer goes to one worker process; if it does not
+answer within the limit the worker is killed and replaced and that answer alone gets -1
+(checker_timeout); a worker that dies mid-answer gives checker_error.
+
+Workers are fresh interpreters (`python -m limr_trainer.reward_pool`) talking over a socket pair:
+nothing depends on the parent's `__main__` (unlike multiprocessing's spawn/forkserver) and nothing
+forks a threaded parent (unlike fork). A worker imports math-verify and warms it up before it
+reports ready, so its first answer's clock does not include the import.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+from .reward import (
+    CHECKER_ERROR,
+    CHECKER_TIMEOUT,
+    TRUNCATED,
+    RewardItem,
+    RewardResult,
+    format_error_result,
+)
+
+READY = "ready"
+START_TIMEOUT = 120.0  # seconds for a worker to import math-verify (a cold disk on 2 cores)
+MAX_START_FAILURES = 3
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment plus the folder holding `limr_trainer`, so `-m` finds it."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+class _Worker:
+    """One checker process and the parent's end of its socket."""
+
+    def __init__(self) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        fd = child_sock.fileno()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "limr_trainer.reward_pool", str(fd)],
+            pass_fds=(fd,),
+            env=_worker_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.started = time.monotonic()
+        self.ready = False
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                kill = True
+        if kill:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - stuck in uninterruptible sleep
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.conn.close()
+
+
+class CheckerPool:
+    """A fixed number of checker processes; `map` scores a batch with a per-answer timeout.
+
+    Thread-safe (one `map` at a time). Use as a context manager or call `close()`.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.size = max(1, workers or usable_cpus())
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = [_Worker() for _ in range(self.size)]
+        self._start_failures = 0
+        self.restarts = 0  # workers replaced after a timeout or crash (for tests and metrics)
+
+    def map(self, items: list[RewardItem], timeout: float) -> list[RewardResult]:
+        """Results in input order; never raises for a bad answer."""
+        results: list[RewardResult | None] = [None] * len(items)
+        pending: deque[int] = deque()
+        for i, it in enumerate(items):
+            if it.truncated:  # decided without a worker
+                results[i] = format_error_result(TRUNCATED)
+            else:
+                pending.append(i)
+        with self._lock:
+            if not self._workers:
+                raise RuntimeError("CheckerPool is closed")
+            idle = [w for w in self._workers if w.ready]
+            starting = {w.conn: w for w in self._workers if not w.ready}
+            busy: dict[Connection, tuple[_Worker, int, float]] = {}
+            while pending or busy:
+                while idle and pending:
+                    w = idle.pop()
+                    i = pending.popleft()
+                    try:
+                        w.conn.send((items[i].response, items[i].answer))
+                    except (OSError, ValueError):
+                        pending.appendleft(i)  # the worker died while idle: not this answer's fault
+                        fresh = self._replace(w)
+                        starting[fresh.conn] = fresh
+                        continue
+                    busy[w.conn] = (w, i, time.monotonic() + timeout)
+                if not pending and not busy:
+                    break
+                deadlines = [d for _, _, d in busy.values()]
+                deadlines += [w.started + START_TIMEOUT for w in starting.values()]
+                wait_s = max(0.0, min(deadlines) - time.monotonic())
+                for conn in wait(list(busy) + list(starting), timeout=wait_s):
+                    if conn in starting:
+                        w = starting.pop(conn)  # type: ignore[index]
+                        if self._check_ready(w):
+                            idle.append(w)
+                        else:
+                            fresh = self._replace(w, failed_start=True)
+                            starting[fresh.conn] = fresh
+                        continue
+                    w, i, _ = busy.pop(conn)  # type: ignore[index]
+                    try:
+                        reward, correct, reason, answer = conn.recv()  # type: ignore[union-attr]
+                    except (EOFError, OSError):
+                        results[i] = format_error_result(CHECKER_ERROR)
+                        fresh = self._replace(w)
+                        starting[fresh.conn] = fresh
+                        continue
+                    if reward is None:
+                        results[i] = format_error_result(reason)
+                    else:
+                        results[i] = RewardResult(reward, correct, reason, answer)
+                    idle.append(w)
+                now = time.monotonic()
+                for conn, (w, i, deadline) in list(busy.items()):
+                    if now >= deadline:
+                        del busy[conn]
+                        results[i] = format_error_result(CHECKER_TIMEOUT)
+                        fresh = self._replace(w)
+                        starting[fresh.conn] = fresh
+                for conn, w in list(starting.items()):
+                    if now >= w.started + START_TIMEOUT:
+                        del starting[conn]
+                        fresh = self._replace(w, failed_start=True)
+                        starting[fresh.conn] = fresh
+        return results  # type: ignore[return-value]
+
+    def _check_ready(self, w: _Worker) -> bool:
+        try:
+            ok = w.conn.recv() == READY
+        except (EOFError, OSError):
+            ok = False
+        w.ready = ok
+        if ok:
+            self._start_failures = 0
+        return ok
+
+    def _replace(self, w: _Worker, failed_start: bool = False) -> _Worker:
+        w.stop(kill=True)
+        if failed_start:
+            self._start_failures += 1
+            if self._start_failures >= MAX_START_FAILURES * self.size:
+                raise RuntimeError(
+                    f"reward checker workers fail to start ({sys.executable} -m limr_trainer.reward_pool): "
+                    "is math-verify installed?"
+                )
+        fresh = _Worker()
+        self._workers[self._workers.index(w)] = fresh
+        self.restarts += 1
+        return fresh
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self._workers:
+                w.stop(kill=not w.ready)
+            self._workers = []
+
+    def __enter__(self) -> CheckerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_SHARED: dict[int, CheckerPool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int | None, prefer_existing: bool = False) -> CheckerPool:
+    """A pool kept for the life of the process, one per worker count (closed at exit)."""
+    with _SHARED_LOCK:
+        if prefer_existing and _SHARED:
+            return next(iter(_SHARED.values()))
+        size = max(1, workers or usable_cpus())
+        pool = _SHARED.get(size)
+        if pool is None:
+            if not _SHARED:
+                atexit.register(close_shared_pools)
+            pool = _SHARED[size] = CheckerPool(size)
+        return pool
+
+
+def close_shared_pools() -> None:
+    with _SHARED_LOCK:
+        for pool in _SHARED.values():
+            pool.close()
+        _SHARED.clear()
+
+
+def _serve(fd: int) -> None:
+    """Worker loop: warm up, say ready, then answer (response, gold) with result fields."""
+    from .reward import check, equivalent
+
+    conn = Connection(fd)
+    equivalent("1", "1", shortcut=False)  # import and warm math-verify before the clock runs
+    conn.send(READY)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        response, gold = msg
+        try:
+            r = check(response, gold)
+            out = (r.reward, r.correct, r.reason, r.answer)
+        except Exception:  # noqa: BLE001 - any checker failure costs this answer only
+            out = (None, False, CHECKER_ERROR, None)
+        conn.send(out)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
