@@ -10,10 +10,15 @@ message; a test checks that both agree on every example and every invalid job.
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,13 +38,68 @@ DEFAULT_IMAGE = "ghcr.io/limr-operator/limr-trainer:0.1.0"
 # s3://bucket[/prefix], file:///abs/path, or an absolute/relative local path (local runs only).
 STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://.+|[^:]+)$"
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 
 
-class Strict(BaseModel):
-    """Base: unknown fields are errors (the API server's strict field validation does the same)."""
+# Bounds on strings: the API server's CEL cost estimator charges unbounded strings as if they were
+# as long as a whole request, so every string a rule reads (and most others) has a maxLength.
+URI_MAX = 2048
+NAME_MAX = 253
+FIELD_MAX = 256
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+def _nullable(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+        annotation
+    )
+
+
+def _integer(annotation: Any) -> bool:
+    if _nullable(annotation):
+        return any(a is int for a in typing.get_args(annotation))
+    return annotation is int
+
+
+@cache
+def _field_kinds(cls: type[BaseModel]) -> dict[str, tuple[bool, bool]]:
+    """Input key (alias and name) -> (nullable, integer) for one model."""
+    kinds: dict[str, tuple[bool, bool]] = {}
+    for name, info in cls.model_fields.items():
+        kind = (_nullable(info.annotation), _integer(info.annotation))
+        kinds[name] = kind
+        if info.alias:
+            kinds[info.alias] = kind
+    return kinds
+
+
+class Strict(BaseModel):
+    """Base: validates input exactly as the API server validates the generated CRD.
+
+    Unknown fields are errors (strict field validation), types are strict (no "3" for 3, no "yes"
+    for true), and two normalisations the API server applies before validation are mirrored here:
+    an explicit null on a non-nullable field is dropped (so its default applies), and a whole
+    float such as 2.0 counts as the integer 2 (kubectl's YAML to JSON conversion writes it as 2).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_api_server_sees_it(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kinds = _field_kinds(cls)
+        out = {}
+        for key, value in data.items():
+            nullable, integer = kinds.get(key, (True, False))
+            if value is None and not nullable:
+                continue
+            if integer and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            out[key] = value
+        return out
 
 
 # ----------------------------------------------------------------------------------------- model, data
@@ -50,10 +110,13 @@ class ModelSpec(Strict):
 
     name: str = Field(
         min_length=1,
+        max_length=URI_MAX,
         description="Hugging Face model id, s3:// URI or local folder of the base model "
         "(e.g. Qwen/Qwen2.5-Math-7B).",
     )
-    revision: str | None = Field(default=None, description="Model revision (branch, tag or commit) for hub ids.")
+    revision: str | None = Field(
+        default=None, min_length=1, max_length=FIELD_MAX, description="Model revision (branch, tag or commit) for hub ids."
+    )
     dtype: Literal["bfloat16", "float16", "float32"] = Field(
         default="bfloat16", description="Parameter and compute dtype (LIMR: bf16; CPU runs use float32)."
     )
@@ -65,16 +128,24 @@ class DatasetSpec(Strict):
 
     uri: str = Field(
         min_length=1,
+        max_length=URI_MAX,
         description="Dataset location: s3:// URI, local path, or synthetic://arithmetic?n=N&seed=S "
         "for the built-in toy task.",
     )
     format: Literal["json", "jsonl", "parquet", "arrow"] = Field(
         default="json", description="File format: JSON list, JSON lines, Parquet, or HF save_to_disk arrow."
     )
-    promptField: str = Field(default="prompt", min_length=1, description="Field holding the question text.")
-    answerField: str = Field(default="answer", min_length=1, description="Field holding the gold answer.")
+    promptField: str = Field(
+        default="prompt", min_length=1, max_length=FIELD_MAX, description="Field holding the question text."
+    )
+    answerField: str = Field(
+        default="answer", min_length=1, max_length=FIELD_MAX, description="Field holding the gold answer."
+    )
     idField: str = Field(
-        default="id", min_length=1, description="Field holding a stable sample id (row index when absent)."
+        default="id",
+        min_length=1,
+        max_length=FIELD_MAX,
+        description="Field holding a stable sample id (row index when absent).",
     )
     limit: int | None = Field(default=None, ge=1, description="Use only the first N samples (for smoke runs).")
 
@@ -96,7 +167,7 @@ class RoleResources(Strict):
     """How many ranks a training role runs and what each rank asks from Ray."""
 
     replicas: int = Field(default=1, ge=1, le=1024, description="Number of ranks (data-parallel workers).")
-    gpus: float = Field(default=1.0, ge=0, description="GPUs per rank (0 on CPU-only clusters).")
+    gpus: float = Field(default=1.0, ge=0, le=16, description="GPUs per rank (0 on CPU-only clusters).")
     cpus: float = Field(default=1.0, gt=0, description="CPUs per rank (fractions allowed on small machines).")
 
 
@@ -116,18 +187,24 @@ class PPOSpec(Strict):
     weightDecay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     klCoef: float = Field(default=0.01, ge=0, description="Fixed KL penalty coefficient (per token).")
     klEstimator: Literal["k1", "k2", "k3"] = Field(default="k1", description="KL estimator of the penalty.")
-    rolloutBatchSize: int = Field(default=1024, ge=1, description="Prompts per rollout step.")
-    samplesPerPrompt: int = Field(default=8, ge=1, description="Rollouts per prompt.")
-    trainBatchSize: int = Field(default=256, ge=1, description="Experiences per optimizer step.")
-    microBatchSize: int = Field(default=4, ge=1, description="Experiences per forward/backward pass per rank.")
-    ppoEpochs: int = Field(default=1, ge=1, description="Passes over each rollout batch.")
-    promptMaxLength: int = Field(default=1024, ge=8, description="Prompt tokens kept (left-truncated).")
-    generateMaxLength: int = Field(default=3072, ge=1, description="New tokens per response.")
+    rolloutBatchSize: int = Field(default=1024, ge=1, le=1_048_576, description="Prompts per rollout step.")
+    samplesPerPrompt: int = Field(default=8, ge=1, le=1024, description="Rollouts per prompt.")
+    trainBatchSize: int = Field(default=256, ge=1, le=1_048_576, description="Experiences per optimizer step.")
+    microBatchSize: int = Field(
+        default=4, ge=1, le=65_536, description="Experiences per forward/backward pass per rank."
+    )
+    ppoEpochs: int = Field(default=1, ge=1, le=100, description="Passes over each rollout batch.")
+    promptMaxLength: int = Field(
+        default=1024, ge=8, le=1_048_576, description="Prompt tokens kept (left-truncated)."
+    )
+    generateMaxLength: int = Field(default=3072, ge=1, le=1_048_576, description="New tokens per response.")
     normalizeReward: bool = Field(default=True, description="Running-mean/std normalisation of rewards.")
     whitenAdvantages: bool = Field(default=True, description="Whiten advantages per batch.")
     zeroStage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage of actor and critic.")
     seed: int = Field(default=42, ge=0, description="Seed of data order, sampling and initialisation.")
-    systemPrompt: str = Field(default=LIMR_SYSTEM_PROMPT, description="System turn of the chat prompt.")
+    systemPrompt: str = Field(
+        default=LIMR_SYSTEM_PROMPT, max_length=16_384, description="System turn of the chat prompt."
+    )
     checkpointEverySteps: int = Field(default=8, ge=1, description="Save actor, critic, optimizers every N steps.")
     actor: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Actor ranks.")
     critic: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Critic ranks.")
@@ -173,6 +250,8 @@ class BaselineSpec(Strict):
     epochs: int = Field(default=21, ge=1, le=1000, description="Data epochs (LIMR: 21 of 8 steps).")
     recordsUri: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=URI_MAX,
         description="Start from existing baseline reward records at this URI instead of running "
         "the baseline (requires enabled: false).",
     )
@@ -216,9 +295,11 @@ class BenchmarkSpec(Strict):
     """One evaluation benchmark."""
 
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Benchmark name in the report.")
-    uri: str = Field(min_length=1, description="JSONL/JSON file with question and answer fields.")
-    promptField: str = Field(default="question", description="Question field.")
-    answerField: str = Field(default="answer", description="Answer field.")
+    uri: str = Field(
+        min_length=1, max_length=URI_MAX, description="JSONL/JSON file with question and answer fields."
+    )
+    promptField: str = Field(default="question", min_length=1, max_length=FIELD_MAX, description="Question field.")
+    answerField: str = Field(default="answer", min_length=1, max_length=FIELD_MAX, description="Answer field.")
     samples: int = Field(default=1, ge=1, le=64, description="Samples per question (n).")
     temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy.")
     limit: int | None = Field(default=None, ge=1, description="Use the first N questions only.")
@@ -250,9 +331,9 @@ class EvaluationSpec(Strict):
 class Toleration(Strict):
     """A Kubernetes toleration."""
 
-    key: str | None = Field(default=None, description="Taint key.")
+    key: str | None = Field(default=None, max_length=NAME_MAX + 63, description="Taint key.")
     operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal.")
-    value: str | None = Field(default=None, description="Taint value.")
+    value: str | None = Field(default=None, max_length=63, description="Taint value.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect.")
     tolerationSeconds: int | None = Field(default=None, description="For NoExecute.")
 
@@ -260,10 +341,10 @@ class Toleration(Strict):
 class HeadGroup(Strict):
     """The Ray head pod: no GPUs, runs the driver (single controller)."""
 
-    cpu: str = Field(default="4", pattern=QUANTITY_PATTERN, description="CPU request and limit.")
-    memory: str = Field(default="16Gi", pattern=QUANTITY_PATTERN, description="Memory request and limit.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node selector.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations.")
+    cpu: str = Field(default="4", pattern=QUANTITY_PATTERN, max_length=32, description="CPU request and limit.")
+    memory: str = Field(default="16Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory request and limit.")
+    nodeSelector: dict[str, str] = Field(default_factory=dict, max_length=64, description="Node selector.")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
 
 class WorkerGroup(Strict):
@@ -275,16 +356,18 @@ class WorkerGroup(Strict):
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Pods in the group.")
     gpus: int = Field(default=0, ge=0, le=16, description="nvidia.com/gpu per pod.")
-    cpu: str = Field(default="8", pattern=QUANTITY_PATTERN, description="CPU per pod.")
-    memory: str = Field(default="64Gi", pattern=QUANTITY_PATTERN, description="Memory per pod.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node selector.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations.")
+    cpu: str = Field(default="8", pattern=QUANTITY_PATTERN, max_length=32, description="CPU per pod.")
+    memory: str = Field(default="64Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory per pod.")
+    nodeSelector: dict[str, str] = Field(default_factory=dict, max_length=64, description="Node selector.")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
 
 class ClusterSpec(Strict):
     """The Ray cluster of each GPU phase (a KubeRay RayJob)."""
 
-    image: str = Field(default=DEFAULT_IMAGE, min_length=1, description="Trainer image (torch, vllm, deepspeed, ray).")
+    image: str = Field(
+        default=DEFAULT_IMAGE, min_length=1, max_length=512, description="Trainer image (torch, vllm, deepspeed, ray)."
+    )
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy."
     )
@@ -297,10 +380,17 @@ class ClusterSpec(Strict):
         description="Worker groups; names unique.",
     )
     queue: str | None = Field(
-        default=None, description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name); RayJobs start suspended."
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=NAME_MAX,
+        description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name); RayJobs start suspended."
     )
-    serviceAccountName: str | None = Field(default=None, description="Service account of the Ray pods.")
-    priorityClassName: str | None = Field(default=None, description="Priority class of the Ray pods.")
+    serviceAccountName: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=NAME_MAX, description="Service account of the Ray pods."
+    )
+    priorityClassName: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=NAME_MAX, description="Priority class of the Ray pods."
+    )
 
 
 # ------------------------------------------------------------------------------------------ storage
@@ -309,9 +399,19 @@ class ClusterSpec(Strict):
 class SecretRef(Strict):
     """A Secret in the job's namespace holding S3 credentials."""
 
-    name: str = Field(pattern=DNS_LABEL_PATTERN.replace("[a-z]", "[a-z0-9]"), description="Secret name.")
-    accessKeyIdKey: str = Field(default="AWS_ACCESS_KEY_ID", description="Key of the access key id.")
-    secretAccessKeyKey: str = Field(default="AWS_SECRET_ACCESS_KEY", description="Key of the secret key.")
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=NAME_MAX, description="Secret name.")
+    accessKeyIdKey: str = Field(
+        default="AWS_ACCESS_KEY_ID",
+        pattern=SECRET_KEY_PATTERN,
+        max_length=NAME_MAX,
+        description="Key of the access key id.",
+    )
+    secretAccessKeyKey: str = Field(
+        default="AWS_SECRET_ACCESS_KEY",
+        pattern=SECRET_KEY_PATTERN,
+        max_length=NAME_MAX,
+        description="Key of the secret key.",
+    )
 
 
 class StorageSpec(Strict):
@@ -319,12 +419,18 @@ class StorageSpec(Strict):
 
     uri: str = Field(
         pattern=STORAGE_URI_PATTERN,
+        max_length=URI_MAX,
         description="s3://bucket/prefix, or a local path / file:// URI (local runs only).",
     )
     endpoint: str | None = Field(
-        default=None, pattern=r"^https?://.+", description="S3 endpoint override (MinIO, Ceph...)."
+        default=None,
+        pattern=r"^https?://.+",
+        max_length=URI_MAX,
+        description="S3 endpoint override (MinIO, Ceph...).",
     )
-    region: str | None = Field(default=None, description="S3 region.")
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9-]+$", max_length=64, description="S3 region (e.g. us-east-1)."
+    )
     secretRef: SecretRef | None = Field(default=None, description="Credentials Secret (else the default chain).")
 
 
@@ -355,10 +461,10 @@ class LIMRJobSpec(Strict):
     )
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> "LIMRJobSpec":
-        errors = [f"{rule.path}: {rule.message}" for rule in RULES if not rule.holds(self)]
-        if errors:
-            raise ValueError("; ".join(errors))
+    def _cross_field_rules(self) -> LIMRJobSpec:
+        broken = [(rule.where, rule.message) for rule in RULES if not rule.holds(self)]
+        if broken:
+            raise RuleViolations(broken)
         return self
 
 
@@ -455,12 +561,21 @@ class LIMRJob(Strict):
 # ------------------------------------------------------------------------------------ cross-field rules
 
 
+class RuleViolations(ValueError):
+    """Cross-field rules a spec breaks, as (field path below spec, message) pairs."""
+
+    def __init__(self, violations: list[tuple[str, str]]):
+        self.violations = violations
+        super().__init__("; ".join(f"{path}: {msg}" for path, msg in violations))
+
+
 @dataclass(frozen=True)
 class Rule:
     """One cross-field rule, stated in CEL for the API server and in Python for pydantic.
 
     `path` is the dotted field path (below `spec`) where the CRD carries the rule; `cel` sees
-    that object as `self`; `check` receives the same object as a pydantic model.
+    that object as `self`; `check` receives the same object as a pydantic model. `field`, when
+    set, is the child field the error is reported at (the CRD rule's `fieldPath`).
     """
 
     path: str
@@ -468,19 +583,29 @@ class Rule:
     message: str
     check: Callable[[Any], bool]
     transition: bool = False  # uses oldSelf: only evaluated on update
+    field: str = ""
 
-    def target(self, spec: "LIMRJobSpec") -> Any:
+    @property
+    def where(self) -> str:
+        """Dotted path below `spec` of the field an error points at."""
+        return ".".join(p for p in (self.path, self.field) if p)
+
+    def target(self, spec: LIMRJobSpec) -> Any:
         obj: Any = spec
         for part in [p for p in self.path.split(".") if p]:
             obj = getattr(obj, part)
         return obj
 
-    def holds(self, spec: "LIMRJobSpec") -> bool:
+    def holds(self, spec: LIMRJobSpec) -> bool:
         return True if self.transition else bool(self.check(self.target(spec)))
 
 
 def _has_train_group(groups: list[WorkerGroup]) -> bool:
-    return any(g.role in ("train", "any") for g in groups)
+    return any(g.role in ("train", "any") and g.replicas > 0 for g in groups)
+
+
+def _unique(values: list[Any]) -> bool:
+    return len(set(values)) == len(values)
 
 
 RULES: list[Rule] = [
@@ -500,12 +625,14 @@ RULES: list[Rule] = [
         or s.baseline.enabled
         or s.baseline.recordsUri is not None
         or (s.selection.strategy == "random" and s.selection.size is not None),
+        field="selection",
     ),
     Rule(
         "",
         "!self.retrain.enabled || self.selection.enabled",
         "retrain trains on the selected subset: enable selection too",
         lambda s: (not s.retrain.enabled) or s.selection.enabled,
+        field="retrain",
     ),
     Rule(
         "storage",
@@ -518,48 +645,78 @@ RULES: list[Rule] = [
         "!has(self.recordsUri) || !self.enabled",
         "recordsUri replaces the baseline run: set enabled: false to use existing records",
         lambda b: b.recordsUri is None or not b.enabled,
+        field="recordsUri",
     ),
     Rule(
         "selection",
         "self.strategy != 'linear' || !has(self.threshold) || self.threshold >= 0.0",
         "linear scores are R^2 in [0, 1]: threshold must be between 0 and 1",
         lambda s: s.strategy != "linear" or s.threshold is None or s.threshold >= 0.0,
+        field="threshold",
     ),
     Rule(
         "selection",
         "self.strategy == 'random' || !has(self.size)",
         "size applies to strategy random only (lim and linear select by threshold)",
         lambda s: s.strategy == "random" or s.size is None,
+        field="size",
+    ),
+    Rule(
+        "retrain",
+        "self.comparisons.all(c, self.comparisons.filter(d, d == c).size() == 1)",
+        "comparisons must not repeat an arm",
+        lambda r: _unique(r.comparisons),
+        field="comparisons",
+    ),
+    Rule(
+        "evaluation",
+        "!self.enabled || self.benchmarks.size() > 0",
+        "evaluation needs at least one benchmark (or set enabled: false)",
+        lambda e: (not e.enabled) or len(e.benchmarks) > 0,
+        field="benchmarks",
+    ),
+    Rule(
+        "evaluation",
+        "self.benchmarks.all(b, self.benchmarks.filter(c, c.name == b.name).size() == 1)",
+        "benchmark names must be unique",
+        lambda e: _unique([b.name for b in e.benchmarks]),
+        field="benchmarks",
     ),
     Rule(
         "ppo",
         "self.trainBatchSize % self.microBatchSize == 0",
         "trainBatchSize must be a multiple of microBatchSize",
         lambda p: p.trainBatchSize % p.microBatchSize == 0,
+        field="trainBatchSize",
     ),
     Rule(
         "ppo",
         "(self.rolloutBatchSize * self.samplesPerPrompt) % self.trainBatchSize == 0",
         "rolloutBatchSize x samplesPerPrompt must be a multiple of trainBatchSize",
         lambda p: (p.rolloutBatchSize * p.samplesPerPrompt) % p.trainBatchSize == 0,
+        field="rolloutBatchSize",
     ),
     Rule(
         "ppo",
         "self.adamBetas.all(b, b >= 0.0 && b < 1.0)",
         "adamBetas must each be in [0, 1)",
         lambda p: all(0.0 <= b < 1.0 for b in p.adamBetas),
+        field="adamBetas",
     ),
     Rule(
         "cluster",
         "self.workerGroups.all(g, self.workerGroups.filter(h, h.name == g.name).size() == 1)",
         "worker group names must be unique",
-        lambda c: len({g.name for g in c.workerGroups}) == len(c.workerGroups),
+        lambda c: _unique([g.name for g in c.workerGroups]),
+        field="workerGroups",
     ),
     Rule(
         "cluster",
-        "self.workerGroups.exists(g, g.role == 'train' || g.role == 'any')",
-        "at least one worker group must have role train or any (actor, critic and reference run there)",
+        "self.workerGroups.exists(g, (g.role == 'train' || g.role == 'any') && g.replicas > 0)",
+        "at least one worker group with replicas > 0 must have role train or any "
+        "(actor, critic and reference run there)",
         lambda c: _has_train_group(c.workerGroups),
+        field="workerGroups",
     ),
     Rule(
         "model",
@@ -601,29 +758,108 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# What a pattern means, for error messages a user can act on.
+_PATTERN_HELP = {
+    STORAGE_URI_PATTERN: "a storage URI: s3://bucket[/prefix], file:///path or a local path "
+    "(other schemes such as gs:// or http:// are not supported)",
+    DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-', starting with a letter "
+    "and ending with a letter or digit",
+    DNS_SUBDOMAIN_PATTERN: "a DNS subdomain: lowercase letters, digits, '-' and '.'",
+    QUANTITY_PATTERN: "a Kubernetes quantity such as 8, 500m or 64Gi",
+    SECRET_KEY_PATTERN: "a Secret key: letters, digits, '-', '_' and '.'",
+}
+
+
+def _unwrap(annotation: Any) -> Any:
+    if _nullable(annotation):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class at a pydantic error location below LIMRJob (None when not a model)."""
+    current: Any = LIMRJob
+    for part in loc:
+        current = _unwrap(current)
+        origin = typing.get_origin(current)
+        if isinstance(part, int) and origin is list:
+            current = typing.get_args(current)[0]
+        elif isinstance(part, str) and origin is dict:
+            current = typing.get_args(current)[1]
+        elif isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {info.alias or name: info for name, info in current.model_fields.items()}
+            if part not in fields:
+                return None
+            current = fields[part].annotation
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unknown_field_message(loc: tuple[Any, ...]) -> str:
+    msg = "unknown field: remove it or check its spelling"
+    model = _model_at(loc[:-1])
+    if model is not None and isinstance(loc[-1], str):
+        known = [info.alias or name for name, info in model.model_fields.items()]
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        if not close:
+            close = [k for k in known if k.lower() == loc[-1].lower()]
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+    return msg
+
+
 def explain(err: ValidationError) -> list[tuple[str, str]]:
     """Turn pydantic errors into (field path, what is expected) pairs a user can act on."""
     result: list[tuple[str, str]] = []
     for e in err.errors(include_url=False):
-        path = _loc_to_path(tuple(e["loc"]))
+        loc = tuple(e["loc"])
+        path = _loc_to_path(loc)
         kind = e["type"]
+        ctx = e.get("ctx") or {}
         if kind == "extra_forbidden":
-            msg = "unknown field: remove it or check its spelling"
+            msg = _unknown_field_message(loc)
         elif kind == "missing":
             msg = "required field is missing"
+        elif kind == "value_error" and isinstance(ctx.get("error"), RuleViolations):
+            for sub_path, sub_msg in ctx["error"].violations:
+                result.append((".".join(p for p in (path, sub_path) if p), sub_msg))
+            continue
         elif kind == "value_error":
-            msgs = str(e.get("ctx", {}).get("error", e["msg"])).split("; ")
-            for m in msgs:
+            for m in str(ctx.get("error", e["msg"])).split("; "):
                 sub_path, _, sub_msg = m.partition(": ")
-                full = ".".join(p for p in (path, sub_path) if p)
-                result.append((full, sub_msg or m))
+                result.append((".".join(p for p in (path, sub_path) if p), sub_msg or m))
             continue
         else:
             msg = e["msg"]
+            if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_HELP:
+                msg = "expected " + _PATTERN_HELP[ctx["pattern"]]
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"
         result.append((path, msg))
     return result
+
+
+class _JobYamlLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys (the API server refuses duplicate fields)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(source: str | Path) -> dict[str, Any]:
@@ -633,10 +869,14 @@ def load_yaml(source: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise JobError([("", f"{path}: no such file")]) from None
+    except IsADirectoryError:
+        raise JobError([("", f"{path}: is a directory, not a job file")]) from None
     except OSError as exc:
         raise JobError([("", f"{path}: cannot read ({exc.strerror})")]) from None
+    except UnicodeDecodeError:
+        raise JobError([("", f"{path}: not a UTF-8 text file")]) from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_JobYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -649,11 +889,23 @@ def load_yaml(source: str | Path) -> dict[str, Any]:
     return docs[0]
 
 
-def load_job(source: str | Path | dict[str, Any]) -> LIMRJob:
-    """Parse and validate a LIMRJob from a file path or a dict; raises JobError."""
-    data = source if isinstance(source, dict) else load_yaml(source)
+def _plain(value: Any) -> Any:
+    """Mappings (e.g. kopf bodies) and sequences as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_job(source: str | Path | Mapping[str, Any]) -> LIMRJob:
+    """Parse and validate a LIMRJob from a file path or a mapping; raises JobError.
+
+    Field names are the API's (`lambda`, not the Python attribute `lambd`), as in the CRD.
+    """
+    data = _plain(source) if isinstance(source, Mapping) else load_yaml(source)
     try:
-        return LIMRJob.model_validate(data)
+        return LIMRJob.model_validate(data, by_name=False)
     except ValidationError as err:
         raise JobError(explain(err)) from None
 
