@@ -31,6 +31,7 @@ from .reward import (
     RewardItem,
     RewardResult,
     format_error_result,
+    last_boxed,
 )
 
 READY = "ready"
@@ -108,7 +109,7 @@ class CheckerPool:
         pending: deque[int] = deque()
         for i, it in enumerate(items):
             if it.truncated:  # decided without a worker
-                results[i] = format_error_result(TRUNCATED)
+                results[i] = format_error_result(TRUNCATED, last_boxed(it.response))
             else:
                 pending.append(i)
         with self._lock:
