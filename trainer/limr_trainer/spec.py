@@ -43,6 +43,10 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 
 
+# Kubernetes list semantics (server-side apply merges, duplicate checks), copied into the CRD.
+LIST_MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+LIST_SET = {"x-kubernetes-list-type": "set"}
+
 # Bounds on strings: the API server's CEL cost estimator charges unbounded strings as if they were
 # as long as a whole request, so every string a rule reads (and most others) has a maxLength.
 URI_MAX = 2048
@@ -286,6 +290,7 @@ class RetrainSpec(Strict):
     comparisons: list[Literal["random", "linear", "full"]] = Field(
         default_factory=list,
         max_length=3,
+        json_schema_extra=LIST_SET,
         description="Extra arms trained like the LIM subset for the paper's Table 2: a random and a "
         "linear subset of the same size, and the full dataset.",
     )
@@ -318,7 +323,10 @@ class EvaluationSpec(Strict):
 
     enabled: bool = Field(default=True, description="Run the evaluation phase.")
     benchmarks: list[BenchmarkSpec] = Field(
-        default_factory=_default_benchmarks, max_length=32, description="Benchmarks (paper: MATH500, AIME24, AMC23)."
+        default_factory=_default_benchmarks,
+        max_length=32,
+        json_schema_extra=LIST_MAP_BY_NAME,
+        description="Benchmarks (paper: MATH500, AIME24, AMC23); names unique.",
     )
     topP: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
     maxNewTokens: int = Field(default=3072, ge=1, description="Generation budget per answer.")
@@ -377,6 +385,7 @@ class ClusterSpec(Strict):
         default_factory=lambda: [WorkerGroup(name="workers", role="any", replicas=2, gpus=8)],
         min_length=1,
         max_length=16,
+        json_schema_extra=LIST_MAP_BY_NAME,
         description="Worker groups; names unique.",
     )
     queue: str | None = Field(
@@ -527,7 +536,11 @@ class LIMRJobStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phase: Phase = Field(default="Pending", description="Current phase.")
-    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Conditions (one per type).",
+    )
     observedGeneration: int | None = Field(default=None, description="Generation last reconciled.")
     phases: dict[str, PhaseStatus] = Field(default_factory=dict, description="Per phase / arm state.")
     samples: SampleCounts = Field(default_factory=SampleCounts, description="Selection counts.")

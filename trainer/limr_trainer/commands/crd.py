@@ -1,0 +1,24 @@
+"""`limr crd`: print the LIMRJob CustomResourceDefinition generated from `limr_trainer.spec`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="limr crd", description=__doc__)
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
+        return int(exc.code or 0)
+    from limr_trainer.crd import crd_yaml
+
+    text = crd_yaml()
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
