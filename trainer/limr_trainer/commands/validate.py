@@ -59,8 +59,8 @@ def summary(job: LIMRJob) -> str:
         )
         phases.append(f"selection {s.selection.strategy} {how}")
     if s.retrain.enabled:
-        arms = "".join(f"+{c}" for c in s.retrain.comparisons)
-        phases.append(f"retrain {s.retrain.epochs} epochs{' ' + arms[1:] if arms else ''}")
+        arms = f" (and {', '.join(s.retrain.comparisons)} arms)" if s.retrain.comparisons else ""
+        phases.append(f"retrain {s.retrain.epochs} epochs{arms}")
     if s.evaluation.enabled:
         phases.append(f"evaluation on {', '.join(b.name for b in s.evaluation.benchmarks)}")
     gpus = sum(g.replicas * g.gpus for g in s.cluster.workerGroups)
