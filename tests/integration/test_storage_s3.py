@@ -17,7 +17,6 @@ import time
 
 import pyarrow as pa
 import pytest
-
 from limr_trainer import layout
 from limr_trainer.storage import ObjectNotFound, StorageError, open_storage
 
@@ -88,7 +87,9 @@ def test_delete_prefix_removes_only_that_prefix(storage):
     storage.put_bytes(layout.metrics_key("job", "baseline"), b"{}\n")
     assert storage.delete_prefix(layout.rewards_prefix("job", "baseline", 1)) == 3
     assert [layout.parse_rewards_key(k) for k in storage.list(layout.rewards_prefix("job", "baseline"))] == [
-        (2, 0), (2, 1), (2, 2),
+        (2, 0),
+        (2, 1),
+        (2, 2),
     ]
     assert storage.delete_prefix("job/") == 4
     assert storage.list() == []
@@ -190,9 +191,15 @@ def test_endpoint_and_credentials_from_the_environment(s3_server, s3_bucket, mon
 
 
 def test_missing_credentials_and_bucket_are_clear_errors(s3_server, monkeypatch, tmp_path):
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -201,7 +208,9 @@ def test_missing_credentials_and_bucket_are_clear_errors(s3_server, monkeypatch,
     with pytest.raises(StorageError, match=r"put s3://some-bucket/p/k\.json .*no S3 credentials"):
         anonymous.put_json("k.json", {})
     missing = s3_storage(s3_server, "no-such-bucket-here")
-    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/root/k.*bucket 'no-such-bucket-here' does not"):
+    with pytest.raises(
+        StorageError, match=r"s3://no-such-bucket-here/root/k.*bucket 'no-such-bucket-here' does not"
+    ):
         missing.put_bytes("k", b"x")
     with pytest.raises(StorageError, match="unsupported storage URI 'gs://b/p'"):
         open_storage("gs://b/p")
@@ -371,7 +380,9 @@ def test_dropped_connections_are_retried(proxy, s3_bucket, s3_client):
 def test_dropped_connection_without_retries_fails_clearly(proxy, s3_bucket):
     proxy.drop_first = 1
     storage = s3_storage(proxy.url, s3_bucket, max_attempts=1)
-    with pytest.raises(StorageError, match=rf"put s3://{s3_bucket}/root/once.txt \(endpoint {proxy.url}\) failed"):
+    with pytest.raises(
+        StorageError, match=rf"put s3://{s3_bucket}/root/once.txt \(endpoint {proxy.url}\) failed"
+    ):
         storage.put_bytes("once.txt", b"x")
     assert proxy.accepted == 1
 
@@ -388,7 +399,9 @@ def test_server_503_is_retried(proxy, s3_bucket, s3_client, retry_mode):
 def test_server_503_beyond_max_attempts_fails_with_the_cause(proxy, s3_bucket):
     proxy.fail_first_with_503 = 5
     storage = s3_storage(proxy.url, s3_bucket, max_attempts=2)
-    with pytest.raises(StorageError, match=r"SlowDown \(HTTP 503\): injected by the test proxy after 1 retries"):
+    with pytest.raises(
+        StorageError, match=r"SlowDown \(HTTP 503\): injected by the test proxy after 1 retries"
+    ):
         storage.get_bytes("whatever")
     assert proxy.accepted == 2
 
@@ -401,27 +414,39 @@ def test_connection_cut_mid_multipart_aborts_the_upload(proxy, s3_bucket, s3_cli
     direct = s3_storage(s3_server, s3_bucket)
     direct.put_bytes("ckpt.bin", b"previous complete version")
     proxy.cut_connection_over = 2 * MiB  # every 5 MiB part upload dies; small requests pass
-    storage = s3_storage(proxy.url, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, **FAST)
+    storage = s3_storage(
+        proxy.url, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, **FAST
+    )
     started = time.monotonic()
     with pytest.raises(StorageError) as failure:
         storage.put_bytes("ckpt.bin", os.urandom(12 * MiB))
     message = str(failure.value)
-    assert f"put s3://{s3_bucket}/root/ckpt.bin (multipart, {12 * MiB} bytes, endpoint {proxy.url}) failed" in message
+    assert (
+        f"put s3://{s3_bucket}/root/ckpt.bin (multipart, {12 * MiB} bytes, endpoint {proxy.url}) failed"
+        in message
+    )
     assert proxy.cut >= 2, "the part uploads (and their retries) must have been cut"
     assert time.monotonic() - started < 20
     # Server still up: the old object is intact, no partial one, and the upload was aborted.
-    assert s3_client.get_object(Bucket=s3_bucket, Key="root/ckpt.bin")["Body"].read() == b"previous complete version"
+    assert (
+        s3_client.get_object(Bucket=s3_bucket, Key="root/ckpt.bin")["Body"].read()
+        == b"previous complete version"
+    )
     assert _uploads(s3_client, s3_bucket) == []
 
 
 def test_server_stopping_mid_multipart_leaves_no_object(proxy, s3_bucket, s3_client, s3_server):
     proxy.stop_after_bytes = 7 * MiB  # create + the first 5 MiB part go through, then the server dies
-    storage = s3_storage(proxy.url, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, **FAST)
+    storage = s3_storage(
+        proxy.url, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, **FAST
+    )
     with pytest.raises(StorageError) as failure:
         storage.put_bytes(layout.rewards_key("job", "baseline", 1, 1), os.urandom(12 * MiB))
     message = str(failure.value)
     key = "root/" + layout.rewards_key("job", "baseline", 1, 1)
-    assert f"put s3://{s3_bucket}/{key} (multipart, {12 * MiB} bytes, endpoint {proxy.url}) failed: " in message
+    assert (
+        f"put s3://{s3_bucket}/{key} (multipart, {12 * MiB} bytes, endpoint {proxy.url}) failed: " in message
+    )
     assert any(word in message for word in ("Connect", "connect", "Connection")), message
     assert proxy.stopped.is_set()
     # moto itself (the state behind the dead endpoint): the upload was really in flight, and no object

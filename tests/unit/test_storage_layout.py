@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import pytest
-
 from limr_trainer import layout
 
 
 def test_keys_match_the_design_layout():
-    assert layout.rewards_key("qwen-limr", "baseline", 3, 17) == "qwen-limr/baseline/rewards/epoch=0003/step=000017.parquet"
+    assert (
+        layout.rewards_key("qwen-limr", "baseline", 3, 17)
+        == "qwen-limr/baseline/rewards/epoch=0003/step=000017.parquet"
+    )
     assert layout.rewards_prefix("qwen-limr", "baseline") == "qwen-limr/baseline/rewards/"
     assert layout.rewards_prefix("qwen-limr", "baseline", 21) == "qwen-limr/baseline/rewards/epoch=0021/"
     assert layout.metrics_key("j", "retrain") == "j/retrain/metrics.jsonl"
     assert layout.metrics_key("j", layout.phase_name("retrain", "random")) == "j/retrain-random/metrics.jsonl"
     assert layout.checkpoints_prefix("j", "baseline") == "j/baseline/checkpoints/"
-    assert layout.checkpoint_prefix("j", "retrain", layout.checkpoint_tag(8)) == "j/retrain/checkpoints/step=000008/"
+    assert (
+        layout.checkpoint_prefix("j", "retrain", layout.checkpoint_tag(8))
+        == "j/retrain/checkpoints/step=000008/"
+    )
     assert layout.checkpoint_prefix("j", "retrain", "final") == "j/retrain/checkpoints/final/"
     assert layout.scores_key("j") == "j/selection/scores.parquet"
     assert layout.selected_key("j") == "j/selection/selected.jsonl"
@@ -30,8 +35,12 @@ def test_rewards_keys_parse_back_and_sort_in_order():
     assert layout.parse_rewards_key("s3://bucket/root/" + keys[4]) == (2, 5)
     assert layout.parse_checkpoint_tag(layout.checkpoint_tag(42)) == 42
     assert layout.parse_checkpoint_tag("final") is None
-    for bad in ("j/baseline/rewards/epoch=1/step=000001.parquet", "j/baseline/rewards/epoch=0001/step=000001.json",
-                "j/baseline/epoch=0001/step=000001.parquet", "j/baseline/rewards/epoch=0001/xstep=000001.parquet"):
+    for bad in (
+        "j/baseline/rewards/epoch=1/step=000001.parquet",
+        "j/baseline/rewards/epoch=0001/step=000001.json",
+        "j/baseline/epoch=0001/step=000001.parquet",
+        "j/baseline/rewards/epoch=0001/xstep=000001.parquet",
+    ):
         with pytest.raises(ValueError, match="not a rewards key"):
             layout.parse_rewards_key(bad)
 
@@ -59,7 +68,10 @@ def test_phase_names():
         (lambda: layout.rewards_key("", "baseline", 1, 1), "invalid job name"),
         (lambda: layout.rewards_key("j", "baseline", -1, 1), r"epoch must be an integer in \[0, 9999\]"),
         (lambda: layout.rewards_key("j", "baseline", 10000, 1), "epoch must be"),
-        (lambda: layout.rewards_key("j", "baseline", 1, 1_000_000), r"step must be an integer in \[0, 999999\]"),
+        (
+            lambda: layout.rewards_key("j", "baseline", 1, 1_000_000),
+            r"step must be an integer in \[0, 999999\]",
+        ),
         (lambda: layout.rewards_key("j", "baseline", 1.0, 1), "epoch must be"),
         (lambda: layout.rewards_key("j", "baseline", True, 1), "epoch must be"),
         (lambda: layout.plot_key("j", "../x.png"), "invalid plot name"),

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from limr_trainer import layout
 from limr_trainer.storage import ObjectNotFound, StorageError, open_storage, parse_uri
 from limr_trainer.storage.base import TEMP_PREFIX
@@ -36,7 +35,9 @@ def _crash_during_write(root: Path, key: str, size: int) -> subprocess.Completed
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "trainer")}
-    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, timeout=60, check=False
+    )
 
 
 def _temp_files(root: Path) -> list[Path]:
@@ -110,7 +111,9 @@ def test_listing_prefixes_and_folder_pruning(tmp_path):
     assert storage.list("job/selection/summary.json") == [layout.summary_key("job")]
 
     assert storage.delete_prefix("job/baseline/") == 2
-    assert not (tmp_path / "root" / "job" / "baseline").exists(), "empty folders are removed with their objects"
+    assert not (tmp_path / "root" / "job" / "baseline").exists(), (
+        "empty folders are removed with their objects"
+    )
     storage.delete("job/selection")  # a folder is not an object: nothing happens
     assert storage.exists(layout.summary_key("job"))
     assert not storage.exists("job/selection")
@@ -176,6 +179,8 @@ def test_importing_storage_loads_neither_boto3_nor_pyarrow():
         "print(sorted(m for m in ('boto3', 'botocore', 'pyarrow') if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "trainer")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -22,7 +22,9 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
     -> ("file", "/abs/dir" or the path as given, ""). Other schemes raise StorageError.
     """
     if not isinstance(uri, str) or not uri.strip():
-        raise StorageError(f"invalid storage URI {uri!r}: expected s3://BUCKET[/PREFIX], file:///PATH or a path")
+        raise StorageError(
+            f"invalid storage URI {uri!r}: expected s3://BUCKET[/PREFIX], file:///PATH or a path"
+        )
     if "://" not in uri:
         return "file", uri, ""
     parts = urlsplit(uri)

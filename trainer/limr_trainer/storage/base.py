@@ -44,9 +44,7 @@ def check_key(key: str) -> str:
         raise StorageError(f"invalid storage key {key!r}: backslashes and NUL are not allowed")
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
-            raise StorageError(
-                f"invalid storage key {key!r}: segments must be non-empty and not '.' or '..'"
-            )
+            raise StorageError(f"invalid storage key {key!r}: segments must be non-empty and not '.' or '..'")
         if segment.startswith(TEMP_PREFIX):
             raise StorageError(f"invalid storage key {key!r}: {TEMP_PREFIX!r} is reserved")
     return key
@@ -56,7 +54,7 @@ def check_prefix(prefix: str) -> str:
     """Return `prefix` if it can start a valid key ('' lists everything), else raise StorageError."""
     if prefix == "":
         return prefix
-    check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    check_key(prefix.removesuffix("/"))
     return prefix
 
 

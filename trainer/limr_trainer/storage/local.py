@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .base import TEMP_PREFIX, ObjectNotFound, Storage, StorageError, atomic_file, check_key, check_prefix
 
@@ -34,27 +37,24 @@ class LocalStorage(Storage):
         return self.root / check_key(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors("write", key):
-            with atomic_file(self._path(key)) as handle:
-                handle.write(data)
+        with self._errors("write", key), atomic_file(self._path(key)) as handle:
+            handle.write(data)
 
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
-        with _OSErrors("read", f"file://{Path(path).resolve()}"):
-            source = open(path, "rb")
-        with source, self._errors("write", key):
-            with atomic_file(self._path(key)) as handle:
-                shutil.copyfileobj(source, handle, _COPY_CHUNK)
+        source_uri = f"file://{Path(path).resolve()}"
+        target = self._path(key)
+        with _opened(path, source_uri) as source, self._errors("write", key), atomic_file(target) as handle:
+            shutil.copyfileobj(source, handle, _COPY_CHUNK)
 
     def get_bytes(self, key: str) -> bytes:
         with self._errors("read", key):
             return self._path(key).read_bytes()
 
     def get_file(self, key: str, path: str | os.PathLike[str]) -> None:
-        with self._errors("read", key):
-            source = open(self._path(key), "rb")
-        with source, _OSErrors("write", f"file://{Path(path).resolve()}"):
-            with atomic_file(Path(path)) as handle:
-                shutil.copyfileobj(source, handle, _COPY_CHUNK)
+        target_uri = f"file://{Path(path).resolve()}"
+        opened = _opened(self._path(key), self.uri(key))
+        with opened as source, _os_errors("write", target_uri), atomic_file(Path(path)) as handle:
+            shutil.copyfileobj(source, handle, _COPY_CHUNK)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -119,8 +119,8 @@ class LocalStorage(Storage):
                 return  # not empty (or raced by a writer): stop
             folder = folder.parent
 
-    def _errors(self, op: str, key: str) -> _OSErrors:
-        return _OSErrors(op, self.uri(key))
+    def _errors(self, op: str, key: str) -> AbstractContextManager[None]:
+        return _os_errors(op, self.uri(key))
 
 
 def _may_match(folder_key: str, prefix: str) -> bool:
@@ -128,18 +128,23 @@ def _may_match(folder_key: str, prefix: str) -> bool:
     return folder_key.startswith(prefix) or prefix.startswith(folder_key)
 
 
-class _OSErrors:
-    """Turn OSError into StorageError naming the URI (missing files into ObjectNotFound)."""
+@contextmanager
+def _os_errors(op: str, uri: str) -> Iterator[None]:
+    """Turn OSError into StorageError naming the URI (a missing file on read into ObjectNotFound)."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        if op == "read":
+            raise ObjectNotFound(f"no object at {uri}") from exc
+        raise StorageError(f"{op} {uri} failed: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise StorageError(f"{op} {uri} failed: {exc.strerror or exc}") from exc
 
-    def __init__(self, op: str, uri: str):
-        self.op, self.uri = op, uri
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is None or not isinstance(exc, OSError):
-            return False
-        if self.op == "read" and isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
-            raise ObjectNotFound(f"no object at {self.uri}") from exc
-        raise StorageError(f"{self.op} {self.uri} failed: {exc.strerror or exc}") from exc
+@contextmanager
+def _opened(path: str | os.PathLike[str], uri: str) -> Iterator[BinaryIO]:
+    """Open `path` for reading, with errors named after `uri`."""
+    with _os_errors("read", uri):
+        source = open(path, "rb")  # noqa: SIM115 - closed by the `with source` below
+    with source:
+        yield source

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .base import ObjectNotFound, Storage, StorageError, check_key, check_prefix, join_key
@@ -63,7 +63,9 @@ class S3Storage(Storage):
         self.prefix = prefix.strip("/")
         if self.prefix:
             check_key(self.prefix)
-        self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.endpoint = (
+            endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
         self.multipart_threshold = multipart_threshold
 
         import boto3
@@ -176,7 +178,7 @@ class S3Storage(Storage):
     def clean_interrupted(self, prefix: str = "", older_than_s: float = 3600.0) -> int:
         check_prefix(prefix)
         root = self.prefix + "/" if self.prefix else ""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         removed = 0
         with self._errors("clean interrupted uploads under", prefix):
             pages = self._client.get_paginator("list_multipart_uploads").paginate(
