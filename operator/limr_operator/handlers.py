@@ -1,0 +1,205 @@
+"""kopf handlers: thin adapters around the pure reconcile (`reconcile.py`) and builders.
+
+Every handler (create, update, resume, the periodic timer) runs the same level-triggered
+reconcile under a per-object lock: read the spec and the owned children (from kopf indexes fed by
+watches, no extra API reads), compute actions and status, apply them, post Events, update metrics.
+The timer makes it level-triggered: a missed watch event or an operator restart at any point is
+repaired on the next tick, and deterministic child names make repeats harmless.
+
+Settings come from the environment so `kopf run -m limr_operator.handlers` and `limr operator`
+behave the same: LIMR_RECONCILE_INTERVAL (s, default 10), LIMR_PEERING_NAME (default
+limr-operator), LIMR_OPERATOR_METRICS_PORT (serve /metrics when set), LIMR_SUMMARY_RETRY (s, 60).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+
+from limr_trainer.spec import GROUP, PLURAL, VERSION, JobError, load_job
+
+from . import builders, kube, metrics
+from .layout import summary_uri
+from .reconcile import invalid_spec_status, needs_summary, reconcile, status_patch
+from .summary import SummaryUnavailable, read_summary
+
+FINALIZER = "limr.io/finalizer"
+PREFIX = "limr.io"
+INTERVAL = float(os.environ.get("LIMR_RECONCILE_INTERVAL", "10"))
+SUMMARY_RETRY = float(os.environ.get("LIMR_SUMMARY_RETRY", "60"))
+CHILD_FILTER = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
+
+log = logging.getLogger("limr_operator")
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration")
+    settings.peering.name = os.environ.get("LIMR_PEERING_NAME", "limr-operator")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = int(os.environ.get("LIMR_WORKERS", "8"))
+    port = os.environ.get("LIMR_OPERATOR_METRICS_PORT")
+    if port:
+        metrics.serve(int(port))
+
+
+@kopf.on.probe(id="jobs")
+def jobs_probe(**_: Any) -> int:
+    """Liveness detail: how many LIMRJobs this operator tracks."""
+    return sum(int(metrics.JOBS.labels(phase=p)._value.get()) for p in metrics.PHASES)
+
+
+def _owner_key(body: Any, namespace: str | None) -> tuple[str | None, str] | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "LIMRJob" and ref.get("controller"):
+            return (namespace, ref.get("uid"))
+    return None
+
+
+def _snapshot(body: Any) -> dict[str, Any]:
+    meta = body.get("metadata", {})
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+            "metadata": {"name": meta.get("name"), "creationTimestamp": meta.get("creationTimestamp")},
+            "spec": {"suspend": (body.get("spec") or {}).get("suspend")},
+            "status": dict(body.get("status") or {})}
+
+
+@kopf.index("ray.io", "v1", "rayjobs", labels=CHILD_FILTER)
+def limr_rayjobs(body: Any, namespace: str, **_: Any):
+    key = _owner_key(body, namespace)
+    return {key: _snapshot(body)} if key else None
+
+
+@kopf.index("batch", "v1", "jobs", labels=CHILD_FILTER)
+def limr_jobs(body: Any, namespace: str, **_: Any):
+    key = _owner_key(body, namespace)
+    return {key: _snapshot(body)} if key else None
+
+
+def _lock(uid: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+def _summary(job: Any, namespace: str, memo: Any, logger: Any) -> dict[str, Any] | None:
+    now = time.monotonic()
+    if now - memo.get("summary_tried", -1e9) < SUMMARY_RETRY:
+        return None
+    memo["summary_tried"] = now
+    st = job.spec.storage
+    creds: dict[str, str] = {}
+    try:
+        if st.secretRef:
+            keys = [st.secretRef.accessKeyIdKey, st.secretRef.secretAccessKeyKey]
+            creds = kube.read_secret_keys(namespace, st.secretRef.name, keys)
+        return read_summary(summary_uri(job.spec, job.metadata.name), st.endpoint, st.region,
+                            creds.get(st.secretRef.accessKeyIdKey) if st.secretRef else None,
+                            creds.get(st.secretRef.secretAccessKeyKey) if st.secretRef else None)
+    except SummaryUnavailable as exc:
+        logger.warning(f"selection summary not readable yet: {exc}")
+    except Exception as exc:  # the Secret is missing or unreadable: status still progresses
+        logger.warning(f"selection summary: cannot read credentials Secret: {type(exc).__name__}")
+    return None
+
+
+def _update_metrics(namespace: str, name: str, status: dict[str, Any], transitions, retries, now: datetime) -> None:
+    metrics.set_job_phase(namespace, name, status.get("phase", "Pending"))
+    for old, new in transitions:
+        metrics.TRANSITIONS.labels(from_phase=old, to_phase=new).inc()
+    for key in retries:
+        metrics.RETRIES.labels(namespace=namespace, job=name, phase=key).inc()
+    samples = status.get("samples") or {}
+    if isinstance(samples.get("selected"), int):
+        metrics.SAMPLES_SELECTED.labels(namespace=namespace, job=name).set(samples["selected"])
+    if isinstance(samples.get("total"), int):
+        metrics.SAMPLES_TOTAL.labels(namespace=namespace, job=name).set(samples["total"])
+    for key, ps in (status.get("phases") or {}).items():
+        start, end = ps.get("startTime"), ps.get("completionTime")
+        if not start:
+            continue
+        t0 = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else now
+        metrics.PHASE_DURATION.labels(namespace=namespace, job=name, phase=key).set((t1 - t0).total_seconds())
+
+
+def run_reconcile(body: Any, uid: str, name: str, namespace: str, memo: Any, logger: Any,
+                  limr_rayjobs: Any, limr_jobs: Any) -> None:
+    """The one reconcile path of every handler."""
+    with _lock(uid), metrics.RECONCILE_DURATION.time():
+        try:
+            _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs)
+        except Exception:
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+
+
+def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs) -> None:
+    now = datetime.now(timezone.utc)
+    # Status this process wrote last is authoritative over a body the watch has not refreshed yet.
+    status = memo.get("status") or dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    raw = {k: body.get(k) for k in ("apiVersion", "kind", "spec")}
+    raw["metadata"] = {"name": name, "namespace": namespace}
+    try:
+        job = load_job(raw)
+    except JobError as err:
+        new = invalid_spec_status(status, err.errors, generation, now)
+        if new != status:
+            kopf.warn(body, reason="InvalidSpec", message=new["message"][:1024])
+            if kube.patch_status(namespace, name, status_patch(status, new)):
+                memo["status"] = new
+        return
+    observed = {}
+    for index in (limr_rayjobs, limr_jobs):
+        for snap in index.get((namespace, uid), []):
+            observed[snap["metadata"]["name"]] = snap
+    summary = _summary(job, namespace, memo, logger) if needs_summary(status) else None
+    result = reconcile(job, uid, generation, status, observed, now, summary)
+    for action in result.actions:
+        outcome = kube.apply(action)
+        logger.debug(f"{action.verb} {action.kind} {action.name}: {outcome}")
+    patch = status_patch(status, result.status)
+    if patch:
+        if not kube.patch_status(namespace, name, patch):
+            return
+        memo["status"] = result.status
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+    _update_metrics(namespace, name, result.status, result.transitions, result.retries, now)
+
+
+_KW = dict(group=GROUP, version=VERSION, plural=PLURAL)
+
+
+@kopf.on.create(**_KW)
+@kopf.on.resume(**_KW)
+@kopf.on.update(**_KW, field="spec")
+def on_change(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs, **_: Any) -> None:
+    run_reconcile(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs)
+
+
+@kopf.timer(**_KW, interval=INTERVAL, initial_delay=INTERVAL)
+def on_timer(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs, **_: Any) -> None:
+    run_reconcile(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs)
+
+
+@kopf.on.delete(**_KW)
+def on_delete(body, uid, name, namespace, memo, **_: Any) -> None:
+    """Children go with their owner (ownerReferences, garbage collection); artifacts stay in storage."""
+    metrics.forget_job(namespace, name)
+    with _locks_guard:
+        _locks.pop(uid, None)
+    uri = (body.get("spec") or {}).get("storage", {}).get("uri", "?")
+    kopf.info(body, reason="Deleted", message=f"children are garbage-collected; artifacts kept under {uri}/{name}/")
