@@ -35,6 +35,7 @@ from .reward import (
 )
 
 READY = "ready"
+DEFAULT_CHECK = "limr_trainer.reward:check"
 START_TIMEOUT = 120.0  # seconds for a worker to import math-verify (a cold disk on 2 cores)
 MAX_START_FAILURES = 3
 
@@ -47,10 +48,11 @@ def usable_cpus() -> int:
 
 
 def _worker_env() -> dict[str, str]:
-    """The parent's environment plus the folder holding `limr_trainer`, so `-m` finds it."""
+    """The parent's environment and import path (plus the folder holding `limr_trainer`)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    paths = [root] + [p for p in sys.path if p and os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -58,11 +60,11 @@ def _worker_env() -> dict[str, str]:
 class _Worker:
     """One checker process and the parent's end of its socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, check: str) -> None:
         parent_sock, child_sock = socket.socketpair()
         fd = child_sock.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "limr_trainer.reward_pool", str(fd)],
+            [sys.executable, "-m", "limr_trainer.reward_pool", str(fd), check],
             pass_fds=(fd,),
             env=_worker_env(),
             stdin=subprocess.DEVNULL,
@@ -96,10 +98,11 @@ class CheckerPool:
     Thread-safe (one `map` at a time). Use as a context manager or call `close()`.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, check: str = DEFAULT_CHECK) -> None:
         self.size = max(1, workers or usable_cpus())
+        self.check = check  # "module:function" run by the workers: (response, gold) -> RewardResult
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = [_Worker() for _ in range(self.size)]
+        self._workers: list[_Worker] = [_Worker(check) for _ in range(self.size)]
         self._start_failures = 0
         self.restarts = 0  # workers replaced after a timeout or crash (for tests and metrics)
 
@@ -190,7 +193,7 @@ class CheckerPool:
                     f"reward checker workers fail to start ({sys.executable} -m limr_trainer.reward_pool): "
                     "is math-verify installed?"
                 )
-        fresh = _Worker()
+        fresh = _Worker(self.check)
         self._workers[self._workers.index(w)] = fresh
         self.restarts += 1
         return fresh
@@ -233,10 +236,14 @@ def close_shared_pools() -> None:
         _SHARED.clear()
 
 
-def _serve(fd: int) -> None:
+def _serve(fd: int, check_path: str = DEFAULT_CHECK) -> None:
     """Worker loop: warm up, say ready, then answer (response, gold) with result fields."""
-    from .reward import check, equivalent
+    import importlib
 
+    from .reward import equivalent
+
+    module, _, name = check_path.partition(":")
+    check = getattr(importlib.import_module(module), name)
     conn = Connection(fd)
     equivalent("1", "1", shortcut=False)  # import and warm math-verify before the clock runs
     conn.send(READY)
@@ -257,4 +264,4 @@ def _serve(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), *sys.argv[2:3])

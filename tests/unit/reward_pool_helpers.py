@@ -1,0 +1,15 @@
+"""A checker for the pool tests that dies on demand (a stand-in for a checker that segfaults)."""
+
+from __future__ import annotations
+
+import os
+
+from limr_trainer.reward import check
+
+
+def check_or_die(response: str, gold: str):
+    if "DIE" in response:
+        os._exit(3)
+    if "RAISE" in response:
+        raise RuntimeError("checker bug")
+    return check(response, gold)
