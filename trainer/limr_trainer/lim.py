@@ -170,6 +170,11 @@ def linear_scores(values: np.ndarray) -> np.ndarray:
     return np.where(slope > 0, r2, 0.0)
 
 
+def threshold_select(keys: Sequence[str], scores: Sequence[float] | np.ndarray, theta: float) -> list[str]:
+    """Keys whose score is >= theta (inclusive), in input order."""
+    return [k for k, s in zip(keys, np.asarray(scores, dtype=np.float64).tolist()) if s >= theta]
+
+
 def random_choice(pool: Sequence[str], size: int, seed: int) -> list[str]:
     """`size` distinct keys drawn uniformly from the sorted pool with numpy's default_rng(seed)."""
     ordered = sorted(pool)
@@ -219,5 +224,5 @@ def select(
         return SelectionResult(strategy, None, kept_keys, lim, values, mean, traj.epochs, dropped, selected, lim, n, seed)
     theta = DEFAULT_THRESHOLD[strategy] if threshold is None else float(threshold)
     scores = lim if strategy == "lim" else linear_scores(values)
-    selected = [k for k, s in zip(kept_keys, scores) if s >= theta]
+    selected = threshold_select(kept_keys, scores, theta)
     return SelectionResult(strategy, theta, kept_keys, scores, values, mean, traj.epochs, dropped, selected, lim)
