@@ -36,9 +36,10 @@ RUN groupadd --system --gid 10001 limr && useradd --system --uid 10001 --gid lim
 ENV PATH=/opt/limr/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # Numeric user: Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8080
+# /metrics on 9090, kopf's /healthz on 8080 (the defaults of `limr operator`).
+EXPOSE 9090 8080
 ENTRYPOINT ["limr"]
-CMD ["operator", "--port=8080", "--all-namespaces", "--standalone"]
+CMD ["operator", "--all-namespaces", "--standalone"]
 
 # ---------------------------------------------------------- trainer (torch, vllm, deepspeed, ray)
 FROM ${CUDA_IMAGE} AS trainer
