@@ -49,6 +49,7 @@ LIST_SET = {"x-kubernetes-list-type": "set"}
 
 # Bounds on strings: the API server's CEL cost estimator charges unbounded strings as if they were
 # as long as a whole request, so every string a rule reads (and most others) has a maxLength.
+INT32_MAX = 2**31 - 1
 URI_MAX = 2048
 NAME_MAX = 253
 FIELD_MAX = 256
@@ -151,7 +152,9 @@ class DatasetSpec(Strict):
         max_length=FIELD_MAX,
         description="Field holding a stable sample id (row index when absent).",
     )
-    limit: int | None = Field(default=None, ge=1, description="Use only the first N samples (for smoke runs).")
+    limit: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="Use only the first N samples (for smoke runs)."
+    )
 
 
 class RewardSpec(Strict):
@@ -205,11 +208,13 @@ class PPOSpec(Strict):
     normalizeReward: bool = Field(default=True, description="Running-mean/std normalisation of rewards.")
     whitenAdvantages: bool = Field(default=True, description="Whiten advantages per batch.")
     zeroStage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage of actor and critic.")
-    seed: int = Field(default=42, ge=0, description="Seed of data order, sampling and initialisation.")
+    seed: int = Field(default=42, ge=0, le=INT32_MAX, description="Seed of data order, sampling and initialisation.")
     systemPrompt: str = Field(
         default=LIMR_SYSTEM_PROMPT, max_length=16_384, description="System turn of the chat prompt."
     )
-    checkpointEverySteps: int = Field(default=8, ge=1, description="Save actor, critic, optimizers every N steps.")
+    checkpointEverySteps: int = Field(
+        default=8, ge=1, le=1_000_000, description="Save actor, critic, optimizers every N steps."
+    )
     actor: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Actor ranks.")
     critic: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Critic ranks.")
     reference: RoleResources = Field(
@@ -225,7 +230,7 @@ class SamplingSpec(Strict):
 
     temperature: float = Field(default=1.2, ge=0, le=5, description="Sampling temperature (LIMR: 1.2).")
     topP: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    topK: int = Field(default=-1, ge=-1, description="Top-k sampling (-1: off).")
+    topK: int = Field(default=-1, ge=-1, le=1_000_000, description="Top-k sampling (-1: off).")
 
 
 class RolloutSpec(Strict):
@@ -272,9 +277,9 @@ class SelectionSpec(Strict):
         description="Keep samples with score >= threshold (default: 0.6 for lim, 0.7 for linear).",
     )
     size: int | None = Field(
-        default=None, ge=1, description="Subset size for random (default: the number LIM selects)."
+        default=None, ge=1, le=INT32_MAX, description="Subset size for random (default: the number LIM selects)."
     )
-    seed: int = Field(default=0, ge=0, description="Seed of the random strategy.")
+    seed: int = Field(default=0, ge=0, le=INT32_MAX, description="Seed of the random strategy.")
 
     def resolved_threshold(self) -> float:
         if self.threshold is not None:
@@ -307,7 +312,7 @@ class BenchmarkSpec(Strict):
     answerField: str = Field(default="answer", min_length=1, max_length=FIELD_MAX, description="Answer field.")
     samples: int = Field(default=1, ge=1, le=64, description="Samples per question (n).")
     temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy.")
-    limit: int | None = Field(default=None, ge=1, description="Use the first N questions only.")
+    limit: int | None = Field(default=None, ge=1, le=INT32_MAX, description="Use the first N questions only.")
 
 
 def _default_benchmarks() -> list[BenchmarkSpec]:
@@ -329,7 +334,7 @@ class EvaluationSpec(Strict):
         description="Benchmarks (paper: MATH500, AIME24, AMC23); names unique.",
     )
     topP: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
-    maxNewTokens: int = Field(default=3072, ge=1, description="Generation budget per answer.")
+    maxNewTokens: int = Field(default=3072, ge=1, le=1_048_576, description="Generation budget per answer.")
     includeBaseModel: bool = Field(default=True, description="Also evaluate the base model (first table row).")
 
 
@@ -343,7 +348,7 @@ class Toleration(Strict):
     operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal.")
     value: str | None = Field(default=None, max_length=63, description="Taint value.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect.")
-    tolerationSeconds: int | None = Field(default=None, description="For NoExecute.")
+    tolerationSeconds: int | None = Field(default=None, ge=-INT32_MAX, le=INT32_MAX, description="For NoExecute.")
 
 
 class HeadGroup(Strict):
@@ -463,10 +468,10 @@ class LIMRJobSpec(Strict):
     suspend: bool = Field(default=False, description="Suspend the current phase's RayJob; resume on false.")
     backoffLimit: int = Field(default=3, ge=0, le=100, description="Retries of a failed phase before Failed.")
     phaseDeadlineSeconds: int | None = Field(
-        default=None, ge=60, description="activeDeadlineSeconds of each phase's RayJob."
+        default=None, ge=60, le=INT32_MAX, description="activeDeadlineSeconds of each phase's RayJob."
     )
     ttlSecondsAfterFinished: int = Field(
-        default=600, ge=0, description="Seconds a finished RayJob's cluster is kept for inspection."
+        default=600, ge=0, le=INT32_MAX, description="Seconds a finished RayJob's cluster is kept for inspection."
     )
 
     @model_validator(mode="after")
