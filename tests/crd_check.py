@@ -93,8 +93,19 @@ def _default(value: Any, schema: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------ OpenAPI schema
 
 _COPY = [
-    "type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
-    "minItems", "maxItems", "minProperties", "maxProperties", "required", "format",
+    "type",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "format",
 ]
 
 
@@ -124,7 +135,9 @@ def to_jsonschema(schema: dict[str, Any], *, strict: bool = True, _root: bool = 
         if _root and "metadata" in out["properties"]:
             out["properties"]["metadata"].pop("additionalProperties", None)
     if isinstance(schema.get("additionalProperties"), dict):
-        out["additionalProperties"] = to_jsonschema(schema["additionalProperties"], strict=strict, _root=False)
+        out["additionalProperties"] = to_jsonschema(
+            schema["additionalProperties"], strict=strict, _root=False
+        )
     if isinstance(schema.get("items"), dict):
         out["items"] = to_jsonschema(schema["items"], strict=strict, _root=False)
     return out
@@ -303,10 +316,15 @@ def _structural(node: dict[str, Any], at: list[Any], problems: list[str], root: 
     if "default" in node:
         errs = [
             e.message
-            for e in jsonschema.Draft7Validator(to_jsonschema(node)).iter_errors(normalize(node["default"], node))
+            for e in jsonschema.Draft7Validator(to_jsonschema(node)).iter_errors(
+                normalize(node["default"], node)
+            )
         ]
         problems += [f"{where}.default: {e}" for e in errs]
-    if node.get("x-kubernetes-list-type") == "set" and node.get("items", {}).get("type") in ("object", "array"):
+    if node.get("x-kubernetes-list-type") == "set" and node.get("items", {}).get("type") in (
+        "object",
+        "array",
+    ):
         problems.append(f"{where}: list-type set needs scalar items")
     if node.get("x-kubernetes-list-type") == "map":
         items = node.get("items", {})

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -46,6 +46,8 @@ QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 # Kubernetes list semantics (server-side apply merges, duplicate checks), copied into the CRD.
 LIST_MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 LIST_SET = {"x-kubernetes-list-type": "set"}
+
+LabelValue = Annotated[str, Field(max_length=63)]
 
 # Bounds on strings: the API server's CEL cost estimator charges unbounded strings as if they were
 # as long as a whole request, so every string a rule reads (and most others) has a maxLength.
@@ -120,12 +122,17 @@ class ModelSpec(Strict):
         "(e.g. Qwen/Qwen2.5-Math-7B).",
     )
     revision: str | None = Field(
-        default=None, min_length=1, max_length=FIELD_MAX, description="Model revision (branch, tag or commit) for hub ids."
+        default=None,
+        min_length=1,
+        max_length=FIELD_MAX,
+        description="Model revision (branch, tag or commit) for hub ids.",
     )
     dtype: Literal["bfloat16", "float16", "float32"] = Field(
         default="bfloat16", description="Parameter and compute dtype (LIMR: bf16; CPU runs use float32)."
     )
-    trustRemoteCode: bool = Field(default=False, description="Allow custom modelling code from the model repo.")
+    trustRemoteCode: bool = Field(
+        default=False, description="Allow custom modelling code from the model repo."
+    )
 
 
 class DatasetSpec(Strict):
@@ -196,7 +203,9 @@ class PPOSpec(Strict):
     klEstimator: Literal["k1", "k2", "k3"] = Field(default="k1", description="KL estimator of the penalty.")
     rolloutBatchSize: int = Field(default=1024, ge=1, le=1_048_576, description="Prompts per rollout step.")
     samplesPerPrompt: int = Field(default=8, ge=1, le=1024, description="Rollouts per prompt.")
-    trainBatchSize: int = Field(default=256, ge=1, le=1_048_576, description="Experiences per optimizer step.")
+    trainBatchSize: int = Field(
+        default=256, ge=1, le=1_048_576, description="Experiences per optimizer step."
+    )
     microBatchSize: int = Field(
         default=4, ge=1, le=65_536, description="Experiences per forward/backward pass per rank."
     )
@@ -208,15 +217,21 @@ class PPOSpec(Strict):
     normalizeReward: bool = Field(default=True, description="Running-mean/std normalisation of rewards.")
     whitenAdvantages: bool = Field(default=True, description="Whiten advantages per batch.")
     zeroStage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage of actor and critic.")
-    seed: int = Field(default=42, ge=0, le=INT32_MAX, description="Seed of data order, sampling and initialisation.")
+    seed: int = Field(
+        default=42, ge=0, le=INT32_MAX, description="Seed of data order, sampling and initialisation."
+    )
     systemPrompt: str = Field(
         default=LIMR_SYSTEM_PROMPT, max_length=16_384, description="System turn of the chat prompt."
     )
     checkpointEverySteps: int = Field(
         default=8, ge=1, le=1_000_000, description="Save actor, critic, optimizers every N steps."
     )
-    actor: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Actor ranks.")
-    critic: RoleResources = Field(default_factory=lambda: RoleResources(replicas=4), description="Critic ranks.")
+    actor: RoleResources = Field(
+        default_factory=lambda: RoleResources(replicas=4), description="Actor ranks."
+    )
+    critic: RoleResources = Field(
+        default_factory=lambda: RoleResources(replicas=4), description="Critic ranks."
+    )
     reference: RoleResources = Field(
         default_factory=lambda: RoleResources(replicas=4), description="Frozen reference model ranks."
     )
@@ -236,7 +251,9 @@ class SamplingSpec(Strict):
 class RolloutSpec(Strict):
     """Rollout engines that generate responses."""
 
-    backend: Literal["vllm", "hf"] = Field(default="vllm", description="vllm engines, or transformers generate.")
+    backend: Literal["vllm", "hf"] = Field(
+        default="vllm", description="vllm engines, or transformers generate."
+    )
     engines: int = Field(default=4, ge=1, le=512, description="Number of rollout engines (Ray actors).")
     tensorParallelSize: int = Field(default=1, ge=1, le=64, description="GPUs per engine (tensor parallel).")
     gpuMemoryUtilization: float = Field(default=0.85, gt=0, le=1, description="vLLM GPU memory share.")
@@ -277,7 +294,10 @@ class SelectionSpec(Strict):
         description="Keep samples with score >= threshold (default: 0.6 for lim, 0.7 for linear).",
     )
     size: int | None = Field(
-        default=None, ge=1, le=INT32_MAX, description="Subset size for random (default: the number LIM selects)."
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Subset size for random (default: the number LIM selects).",
     )
     seed: int = Field(default=0, ge=0, le=INT32_MAX, description="Seed of the random strategy.")
 
@@ -308,8 +328,12 @@ class BenchmarkSpec(Strict):
     uri: str = Field(
         min_length=1, max_length=URI_MAX, description="JSONL/JSON file with question and answer fields."
     )
-    promptField: str = Field(default="question", min_length=1, max_length=FIELD_MAX, description="Question field.")
-    answerField: str = Field(default="answer", min_length=1, max_length=FIELD_MAX, description="Answer field.")
+    promptField: str = Field(
+        default="question", min_length=1, max_length=FIELD_MAX, description="Question field."
+    )
+    answerField: str = Field(
+        default="answer", min_length=1, max_length=FIELD_MAX, description="Answer field."
+    )
     samples: int = Field(default=1, ge=1, le=64, description="Samples per question (n).")
     temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy.")
     limit: int | None = Field(default=None, ge=1, le=INT32_MAX, description="Use the first N questions only.")
@@ -335,7 +359,9 @@ class EvaluationSpec(Strict):
     )
     topP: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
     maxNewTokens: int = Field(default=3072, ge=1, le=1_048_576, description="Generation budget per answer.")
-    includeBaseModel: bool = Field(default=True, description="Also evaluate the base model (first table row).")
+    includeBaseModel: bool = Field(
+        default=True, description="Also evaluate the base model (first table row)."
+    )
 
 
 # ------------------------------------------------------------------------------------------ cluster
@@ -347,16 +373,26 @@ class Toleration(Strict):
     key: str | None = Field(default=None, max_length=NAME_MAX + 63, description="Taint key.")
     operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal.")
     value: str | None = Field(default=None, max_length=63, description="Taint value.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect.")
-    tolerationSeconds: int | None = Field(default=None, ge=-INT32_MAX, le=INT32_MAX, description="For NoExecute.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Effect."
+    )
+    tolerationSeconds: int | None = Field(
+        default=None, ge=-INT32_MAX, le=INT32_MAX, description="For NoExecute."
+    )
 
 
 class HeadGroup(Strict):
     """The Ray head pod: no GPUs, runs the driver (single controller)."""
 
-    cpu: str = Field(default="4", pattern=QUANTITY_PATTERN, max_length=32, description="CPU request and limit.")
-    memory: str = Field(default="16Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory request and limit.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, max_length=64, description="Node selector.")
+    cpu: str = Field(
+        default="4", pattern=QUANTITY_PATTERN, max_length=32, description="CPU request and limit."
+    )
+    memory: str = Field(
+        default="16Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory request and limit."
+    )
+    nodeSelector: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Node selector."
+    )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
 
@@ -370,8 +406,12 @@ class WorkerGroup(Strict):
     replicas: int = Field(default=1, ge=0, le=1000, description="Pods in the group.")
     gpus: int = Field(default=0, ge=0, le=16, description="nvidia.com/gpu per pod.")
     cpu: str = Field(default="8", pattern=QUANTITY_PATTERN, max_length=32, description="CPU per pod.")
-    memory: str = Field(default="64Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory per pod.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, max_length=64, description="Node selector.")
+    memory: str = Field(
+        default="64Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory per pod."
+    )
+    nodeSelector: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Node selector."
+    )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
 
@@ -379,12 +419,17 @@ class ClusterSpec(Strict):
     """The Ray cluster of each GPU phase (a KubeRay RayJob)."""
 
     image: str = Field(
-        default=DEFAULT_IMAGE, min_length=1, max_length=512, description="Trainer image (torch, vllm, deepspeed, ray)."
+        default=DEFAULT_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="Trainer image (torch, vllm, deepspeed, ray).",
     )
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy."
     )
-    rayVersion: str = Field(default=DEFAULT_RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", description="Ray version.")
+    rayVersion: str = Field(
+        default=DEFAULT_RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", max_length=32, description="Ray version."
+    )
     head: HeadGroup = Field(default_factory=HeadGroup, description="Head pod.")
     workerGroups: list[WorkerGroup] = Field(
         default_factory=lambda: [WorkerGroup(name="workers", role="any", replicas=2, gpus=8)],
@@ -397,13 +442,19 @@ class ClusterSpec(Strict):
         default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=NAME_MAX,
-        description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name); RayJobs start suspended."
+        description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name); RayJobs start suspended.",
     )
     serviceAccountName: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=NAME_MAX, description="Service account of the Ray pods."
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=NAME_MAX,
+        description="Service account of the Ray pods.",
     )
     priorityClassName: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=NAME_MAX, description="Priority class of the Ray pods."
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=NAME_MAX,
+        description="Priority class of the Ray pods.",
     )
 
 
@@ -445,7 +496,9 @@ class StorageSpec(Strict):
     region: str | None = Field(
         default=None, pattern=r"^[a-z0-9-]+$", max_length=64, description="S3 region (e.g. us-east-1)."
     )
-    secretRef: SecretRef | None = Field(default=None, description="Credentials Secret (else the default chain).")
+    secretRef: SecretRef | None = Field(
+        default=None, description="Credentials Secret (else the default chain)."
+    )
 
 
 # ------------------------------------------------------------------------------------- spec, status
@@ -471,7 +524,10 @@ class LIMRJobSpec(Strict):
         default=None, ge=60, le=INT32_MAX, description="activeDeadlineSeconds of each phase's RayJob."
     )
     ttlSecondsAfterFinished: int = Field(
-        default=600, ge=0, le=INT32_MAX, description="Seconds a finished RayJob's cluster is kept for inspection."
+        default=600,
+        ge=0,
+        le=INT32_MAX,
+        description="Seconds a finished RayJob's cluster is kept for inspection.",
     )
 
     @model_validator(mode="after")
@@ -483,7 +539,9 @@ class LIMRJobSpec(Strict):
 
 
 PHASES = ("Pending", "Baseline", "Selection", "Retrain", "Evaluation", "Succeeded", "Failed", "Suspended")
-Phase = Literal["Pending", "Baseline", "Selection", "Retrain", "Evaluation", "Succeeded", "Failed", "Suspended"]
+Phase = Literal[
+    "Pending", "Baseline", "Selection", "Retrain", "Evaluation", "Succeeded", "Failed", "Suspended"
+]
 
 
 class Condition(BaseModel):
@@ -639,10 +697,12 @@ RULES: list[Rule] = [
         "(self.selection.strategy == 'random' && has(self.selection.size))",
         "selection needs baseline reward records: enable baseline, set baseline.recordsUri, "
         "or use strategy random with a size",
-        lambda s: (not s.selection.enabled)
-        or s.baseline.enabled
-        or s.baseline.recordsUri is not None
-        or (s.selection.strategy == "random" and s.selection.size is not None),
+        lambda s: (
+            (not s.selection.enabled)
+            or s.baseline.enabled
+            or s.baseline.recordsUri is not None
+            or (s.selection.strategy == "random" and s.selection.size is not None)
+        ),
         field="selection",
     ),
     Rule(

@@ -54,8 +54,10 @@ def summary(job: LIMRJob) -> str:
     elif s.baseline.recordsUri:
         phases.append(f"baseline records from {s.baseline.recordsUri}")
     if s.selection.enabled:
-        how = f"size {s.selection.size}" if s.selection.strategy == "random" else (
-            f"threshold {s.selection.resolved_threshold():g}"
+        how = (
+            f"size {s.selection.size}"
+            if s.selection.strategy == "random"
+            else (f"threshold {s.selection.resolved_threshold():g}")
         )
         phases.append(f"selection {s.selection.strategy} {how}")
     if s.retrain.enabled:
