@@ -90,6 +90,7 @@ class S3Storage(Storage):
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
             max_concurrency=max_concurrency,
+            num_download_attempts=max_attempts,
             preferred_transfer_client="classic",  # the CRT client would bypass botocore's retry config
         )
 
@@ -124,9 +125,11 @@ class S3Storage(Storage):
             self._client.upload_file(os.fspath(path), self.bucket, self._full(key), Config=self._transfer)
 
     def get_bytes(self, key: str) -> bytes:
+        # The transfer manager, unlike a bare get_object, also retries a body cut off mid-stream.
+        buffer = io.BytesIO()
         with self._errors("get", key):
-            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
-            return response["Body"].read()
+            self._client.download_fileobj(self.bucket, self._full(key), buffer, Config=self._transfer)
+        return buffer.getvalue()
 
     def get_file(self, key: str, path: str | os.PathLike[str]) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
