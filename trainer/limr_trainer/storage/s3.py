@@ -164,8 +164,9 @@ class S3Storage(Storage):
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list(prefix)
+        root = self.prefix + "/" if self.prefix else ""
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
-            batch = [{"Key": self._full(key)} for key in keys[start : start + 1000]]
+            batch = [{"Key": root + key} for key in keys[start : start + 1000]]  # as listed, unchecked
             with self._errors("delete", prefix or ""):
                 response = self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
