@@ -12,7 +12,8 @@ No kube-apiserver can run in tests, so this helper does its job for one CRD vers
    As in the server, a null field of an object with properties counts as absent for `has()`.
 
 Used by the API, operator and chart tests: `crd_errors(crd, obj, old=None) -> list[str]`, empty
-when the server would accept the object. `structural_problems(crd)` checks the CRD itself.
+when the server would accept the object; `cel_errors` gives the CEL rules' verdict alone;
+`structural_problems(crd)` checks the CRD itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import celpy
 import jsonschema
 from celpy import celtypes
 
-__all__ = ["crd_errors", "normalize", "structural_problems", "to_jsonschema"]
+__all__ = ["cel_errors", "crd_errors", "normalize", "structural_problems", "to_jsonschema"]
 
 
 def _version(crd: dict[str, Any], api_version: str | None) -> dict[str, Any] | None:
@@ -237,7 +238,7 @@ def _cel_errors(value: Any, old: Any, schema: dict[str, Any], at: list[Any]) -> 
             if transition:
                 activation["oldSelf"] = _to_cel(old, schema)
             result = _program(rule["rule"]).evaluate(activation)
-        except (celpy.CELEvalError, ValueError, TypeError, KeyError) as exc:  # reported as invalid
+        except (celpy.CELEvalError, ValueError, TypeError, KeyError, AttributeError) as exc:  # invalid
             out.append(f"{where}: rule evaluation error ({rule['rule']}): {exc}")
             continue
         if isinstance(result, celtypes.BoolType) and bool(result) is True:
@@ -282,6 +283,13 @@ def crd_errors(crd: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | N
         return errors  # the server skips CEL rules on objects that already fail the schema
     old_n = normalize(_as_decoded(old), schema) if old is not None else None
     return _cel_errors(new, old_n, schema, [])
+
+
+def cel_errors(crd: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+    """Only the CEL rules' verdict (after defaulting), even where the schema already fails."""
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    old_n = normalize(_as_decoded(old), schema) if old is not None else None
+    return _cel_errors(normalize(_as_decoded(obj), schema), old_n, schema, [])
 
 
 # ----------------------------------------------------------------------------- the CRD's own shape
