@@ -1,0 +1,200 @@
+"""Every query of the Grafana dashboard returns data from a real Prometheus.
+
+Debian's `prometheus` (installed by scripts/install-tools.sh) runs on loopback with a temporary
+config and storage, scraping two processes every second, as in a cluster: the real `limr operator`
+driving two LIMRJobs against an emulated Kubernetes API (one retried, selected from an S3 summary on
+moto_server, and Succeeded; one running), and the trainer's metrics server fed a few PPO steps.
+Each dashboard query (Grafana variables set to "All") then goes through /api/v1/query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from chart_support import (  # noqa: E402
+    concrete,
+    exported_names,
+    free_port,
+    load_dashboard,
+    metric_names,
+    panel_queries,
+    variable_queries,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+HERE = Path(__file__).resolve().parent
+PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+if PROMETHEUS is None:
+    pytest.skip(
+        "PROMETHEUS MISSING: the dashboard test needs Debian's prometheus binary; run "
+        "`bash scripts/install-tools.sh` (apt-get install prometheus; CI does it in `make venv`)",
+        allow_module_level=True)
+
+
+class Process:
+    """A child process whose output is collected; `wait_line` blocks until a line appears."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+
+    def wait_line(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._seen:
+            while not any(line.startswith(text) for line in self.lines):
+                failed = [line for line in self.lines if line.startswith("FEED FAILED")]
+                if failed or self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{self.proc.args[:3]} never printed {text!r}:\n" + self.tail())
+                self._seen.wait(0.2)
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.lines[-n:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def get(url: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            get(url, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.1)
+
+
+def query(base: str, expr: str) -> list[dict[str, Any]]:
+    body = json.loads(get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, s3_server, s3_client):
+    """(prometheus URL, operator /metrics URL, trainer /metrics URL), all scraped every second."""
+    tmp = tmp_path_factory.mktemp("prometheus")
+    bucket = "dashboard-test"
+    s3_client.create_bucket(Bucket=bucket)
+    op_port, health_port, tr_port, prom_port = free_port(), free_port(), free_port(), free_port()
+    processes: list[Process] = []
+    try:
+        operator = Process([sys.executable, str(HERE / "prometheus_feeds.py"), "operator", str(op_port),
+                            str(health_port), s3_server, bucket])
+        processes.append(operator)
+        trainer = Process([sys.executable, str(HERE / "prometheus_feeds.py"), "trainer", str(tr_port)])
+        processes.append(trainer)
+        config = tmp / "prometheus.yml"
+        # honor_labels: the LIMRJob name travels in a label called `job` (see the chart README).
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": "limr-operator", "honor_labels": True,
+                 "static_configs": [{"targets": [f"127.0.0.1:{op_port}"]}]},
+                {"job_name": "limr-trainer", "honor_labels": True,
+                 "static_configs": [{"targets": [f"127.0.0.1:{tr_port}"]}]},
+            ],
+        }))
+        prometheus = Process([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+                              f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"])
+        processes.append(prometheus)
+        base = f"http://127.0.0.1:{prom_port}"
+        wait_http(f"{base}/-/ready", timeout=30)
+        trainer.wait_line("READY", timeout=60)
+        operator.wait_line("READY", timeout=120)
+        yield base, f"http://127.0.0.1:{op_port}/metrics", f"http://127.0.0.1:{tr_port}/metrics"
+    except BaseException:
+        for p in processes:
+            print(f"--- {p.proc.args[:3]}\n{p.tail()}", file=sys.stderr)
+        raise
+    finally:
+        for p in reversed(processes):
+            p.stop()
+
+
+def test_dashboard_metric_names_are_exported_on_the_real_endpoints(stack) -> None:
+    _, operator_url, trainer_url = stack
+    operator_names = exported_names(get(operator_url).decode())
+    trainer_names = exported_names(get(trainer_url).decode())
+    dashboard = load_dashboard()
+    used = {n for _, expr in panel_queries(dashboard) + variable_queries(dashboard) for n in metric_names(expr)}
+    assert used - (operator_names | trainer_names) == set()
+    assert {n for n in used if n.startswith("limr_operator_")} <= operator_names
+    assert {n for n in used if n.startswith("limr_trainer_")} <= trainer_names
+
+
+def test_every_dashboard_query_returns_data(stack) -> None:
+    base = stack[0]
+    dashboard = load_dashboard()
+    queries = panel_queries(dashboard)
+    # Rates need two scrapes of the final values inside their window, and the last scrape must
+    # come after the feeds finished: poll until every query answers and the jobs have settled.
+    deadline = time.monotonic() + 60
+    while True:
+        results = {expr: query(base, concrete(expr)) for _, expr in queries}
+        empty = [(title, expr) for title, expr in queries if not results[expr]]
+        phases = {r["metric"]["phase"]: float(r["value"][1])
+                  for r in results["sum by (phase) (limr_operator_jobs)"]}
+        settled = phases.get("Succeeded") == 1 and phases.get("Baseline") == 1
+        if (not empty and settled) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert empty == [], "queries without data"
+    assert settled, f"jobs by phase never showed demo Succeeded and slow in Baseline: {phases}"
+
+    by_title = {title: results[expr] for title, expr in queries}
+    samples = {r["metric"]["__name__"]: float(r["value"][1]) for r in
+               results['limr_operator_samples_selected{namespace=~"$namespace", job=~"$job"}']
+               + results['limr_operator_samples_total{namespace=~"$namespace", job=~"$job"}']}
+    assert samples == {"limr_operator_samples_selected": 1389, "limr_operator_samples_total": 8523}
+    # With honor_labels the LIMRJob name survives in `job` (not renamed exported_job).
+    assert {r["metric"]["job"] for r in by_title["Reward mean"]} == {"demo"}
+    assert {r["metric"]["phase"] for r in by_title["Reward mean"]} == {"baseline", "retrain"}
+    assert {(r["metric"]["job"], r["metric"]["phase"]) for r in by_title["RayJob retries"]} == {("demo", "baseline")}
+    durations = {r["metric"]["phase"] for r in by_title["Phase durations"] if r["metric"]["job"] == "demo"}
+    assert {"baseline", "selection", "retrain", "evaluation"} <= {p.lower() for p in durations}
+
+
+def test_variable_queries_list_values(stack) -> None:
+    base = stack[0]
+    expected = {"namespace": {"ml"}, "job": {"demo"}, "phase": {"baseline", "retrain"}}
+    for name, var_query in variable_queries(load_dashboard()):
+        (metric,) = metric_names(var_query)
+        label = var_query.rstrip(") ").rsplit(",", 1)[1].strip()
+        body = json.loads(get(f"{base}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric})))
+        assert expected[name] <= set(body["data"]), (name, body["data"])
