@@ -1,0 +1,43 @@
+"""`limr run JOB.yaml`: the whole LIMR pipeline on a local Ray cluster (see limr_trainer.pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="limr run", description=__doc__)
+    parser.add_argument("job", help="LIMRJob YAML file")
+    parser.add_argument(
+        "--storage-override", metavar="URI", default=None,
+        help="write artefacts here instead of spec.storage.uri (a local path or s3:// URI)",
+    )
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
+        return int(exc.code or 0)
+    from limr_trainer.spec import JobError, load_job
+
+    try:
+        job = load_job(args.job)
+    except JobError as err:
+        for path, msg in err.errors:
+            print(f"{args.job}: {path + ': ' if path else ''}{msg}", file=sys.stderr)
+        return 2
+    from rich.console import Console
+
+    from limr_trainer.pipeline import run_job
+
+    console = Console()
+    try:
+        run_job(job, storage_override=args.storage_override, console=console, num_cpus=args.num_cpus)
+    except KeyboardInterrupt:
+        console.print("interrupted: Ray shut down; run the same command again to resume")
+        return 130
+    return 0
