@@ -6,6 +6,10 @@ it, and the trainer reads the same models. Defaults are the LIMR recipe (Li, Zou
 Cross-field rules are declared once in `RULES`, each as a CEL expression (placed in the CRD as
 `x-kubernetes-validations`) and the equivalent Python predicate (run by pydantic), with the same
 message; a test checks that both agree on every example and every invalid job.
+
+Validation is as strict as the API server's on the generated CRD (strict types, unknown fields are
+errors, bounded strings and numbers): `limr validate` accepts a job iff `kubectl apply` would.
+Transition rules (model and dataset immutable) need the old object: only the CRD checks them.
 """
 
 from __future__ import annotations
@@ -620,8 +624,12 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Job name (DNS-1035, <= 40).")
-    namespace: str | None = None
+    name: str = Field(
+        pattern=DNS_LABEL_PATTERN,
+        max_length=40,
+        description="Job name (DNS-1035, <= 40 characters so child object names stay within limits).",
+    )
+    namespace: str | None = Field(default=None, description="Namespace (the current one when absent).")
 
 
 class LIMRJob(Strict):
