@@ -21,7 +21,7 @@ functions are pure numpy.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +35,7 @@ class TrajectoryAccumulator:
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
+        self._alias: dict[Callable[[str], str], dict[str, int]] = {}  # normalize -> raw key -> code
         self._keys: list[str] = []
         self._epoch_col: dict[int, int] = {}
         self._total = np.zeros((0, 0), dtype=np.int64)
@@ -49,13 +50,31 @@ class TrajectoryAccumulator:
     def epochs(self) -> list[int]:
         return sorted(self._epoch_col)
 
-    def add(self, keys: Sequence[str], epochs: int | np.ndarray, rewards: np.ndarray) -> None:
-        """Add one batch: `keys[j]` got `rewards[j]` in data epoch `epochs[j]` (or one epoch for all)."""
-        index = self._index
-        codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
-        if len(index) > len(self._keys):
-            self._keys.extend(itertools.islice(index, len(self._keys), None))
-        self._add_codes(codes, epochs, np.asarray(rewards))
+    def add(
+        self,
+        keys: Sequence[str],
+        epochs: int | np.ndarray,
+        rewards: np.ndarray,
+        normalize: Callable[[str], str] | None = None,
+    ) -> None:
+        """Add one batch: `keys[j]` got `rewards[j]` in data epoch `epochs[j]` (or one epoch for all).
+
+        `normalize` (e.g. str.strip) maps raw keys to sample keys; it runs once per distinct raw key.
+        Lookups go through C-level `map`, so a batch costs ~100 ns per row.
+        """
+        lookup = self._index if normalize is None else self._alias.setdefault(normalize, {})
+        codes = list(map(lookup.get, keys))
+        if None in codes:
+            index = self._index
+            for j, code in enumerate(codes):
+                if code is None:
+                    raw = keys[j]
+                    key = raw if normalize is None else normalize(raw)
+                    code = lookup[raw] = index.setdefault(key, len(index))
+                    codes[j] = code
+            if len(index) > len(self._keys):
+                self._keys.extend(itertools.islice(index, len(self._keys), None))
+        self._add_codes(np.array(codes, dtype=np.int64), epochs, np.asarray(rewards))
 
     def add_coded(
         self, dictionary: Sequence[str], codes: np.ndarray, epochs: int | np.ndarray, rewards: np.ndarray
@@ -82,12 +101,16 @@ class TrajectoryAccumulator:
             uniq, inverse = np.unique(epochs, return_inverse=True)
             cols = np.array([self._column(int(e)) for e in uniq], dtype=np.int64)[inverse]
         self._grow(len(self._keys), len(self._epoch_col))
-        width = self._total.shape[1]
-        flat = codes * width + cols
-        size = self._total.size
-        self._total += np.bincount(flat, minlength=size).reshape(self._total.shape)
-        ones = (rewards == 1.0).astype(np.int64)
-        self._ones += np.bincount(flat, weights=ones, minlength=size).astype(np.int64).reshape(self._ones.shape)
+        ones = rewards == 1.0
+        if cols.min() == cols.max():  # the common case: one file, one epoch
+            col, rows = int(cols[0]), self._total.shape[0]
+            self._total[:, col] += np.bincount(codes, minlength=rows)
+            self._ones[:, col] += np.bincount(codes[ones], minlength=rows)
+        else:
+            width, size = self._total.shape[1], self._total.size
+            flat = codes * width + cols
+            self._total += np.bincount(flat, minlength=size).reshape(self._total.shape)
+            self._ones += np.bincount(flat[ones], minlength=size).reshape(self._ones.shape)
         self.rollouts += n
 
     def _column(self, epoch: int) -> int:
@@ -106,6 +129,27 @@ class TrajectoryAccumulator:
             new = np.zeros((r1, c1), dtype=np.int64)
             new[:r0, :c0] = old
             setattr(self, name, new)
+
+    def state(self) -> tuple[list[str], list[int], np.ndarray, np.ndarray, int]:
+        """(keys, epochs, totals, ones, rollouts): everything needed to merge into another accumulator."""
+        order = sorted(self._epoch_col.items())
+        cols = [c for _, c in order]
+        n = len(self._keys)
+        return list(self._keys), [e for e, _ in order], self._total[:n, cols].copy(), self._ones[:n, cols].copy(), self.rollouts
+
+    def merge(self, state: tuple[list[str], list[int], np.ndarray, np.ndarray, int]) -> None:
+        """Add the counts of another accumulator's `state()` (e.g. from a reader process)."""
+        keys, epochs, total, ones, rollouts = state
+        index = self._index
+        rows = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+        if len(index) > len(self._keys):
+            self._keys.extend(itertools.islice(index, len(self._keys), None))
+        cols = np.array([self._column(int(e)) for e in epochs], dtype=np.int64)
+        self._grow(len(self._keys), len(self._epoch_col))
+        if len(rows) and len(cols):
+            self._total[np.ix_(rows, cols)] += total
+            self._ones[np.ix_(rows, cols)] += ones
+        self.rollouts += rollouts
 
     def trajectories(self, max_epochs: int | None = None) -> Trajectories:
         """Per-sample shares of +1 rewards for the first `max_epochs` epochs (NaN where unobserved)."""

@@ -105,10 +105,12 @@ class CheckerPool:
         self._workers: list[_Worker] = [_Worker(check) for _ in range(self.size)]
         self._start_failures = 0
         self.restarts = 0  # workers replaced after a timeout or crash (for tests and metrics)
+        self.last_latencies: list[float] = []  # seconds from send to result, per answer of the last map
 
     def map(self, items: list[RewardItem], timeout: float) -> list[RewardResult]:
         """Results in input order; never raises for a bad answer."""
         results: list[RewardResult | None] = [None] * len(items)
+        latencies = [0.0] * len(items)
         pending: deque[int] = deque()
         for i, it in enumerate(items):
             if it.truncated:  # decided without a worker
@@ -132,7 +134,8 @@ class CheckerPool:
                         fresh = self._replace(w)
                         starting[fresh.conn] = fresh
                         continue
-                    busy[w.conn] = (w, i, time.monotonic() + timeout)
+                    latencies[i] = time.monotonic()
+                    busy[w.conn] = (w, i, latencies[i] + timeout)
                 if not pending and not busy:
                     break
                 deadlines = [d for _, _, d in busy.values()]
@@ -148,6 +151,7 @@ class CheckerPool:
                             starting[fresh.conn] = fresh
                         continue
                     w, i, _ = busy.pop(conn)  # type: ignore[index]
+                    latencies[i] = time.monotonic() - latencies[i]
                     try:
                         reward, correct, reason, answer = conn.recv()  # type: ignore[union-attr]
                     except (EOFError, OSError):
@@ -164,6 +168,7 @@ class CheckerPool:
                 for conn, (w, i, deadline) in list(busy.items()):
                     if now >= deadline:
                         del busy[conn]
+                        latencies[i] = now - latencies[i]
                         results[i] = format_error_result(CHECKER_TIMEOUT)
                         fresh = self._replace(w)
                         starting[fresh.conn] = fresh
@@ -172,6 +177,7 @@ class CheckerPool:
                         del starting[conn]
                         fresh = self._replace(w, failed_start=True)
                         starting[fresh.conn] = fresh
+            self.last_latencies = latencies
         return results  # type: ignore[return-value]
 
     def _check_ready(self, w: _Worker) -> bool:

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, default=None, help="use the first N data epochs (openrlhf default 21)")
     p.add_argument("--prompts", default=None, help="dataset file (JSON list or JSONL of {id, prompt, answer})")
     p.add_argument("--output", required=True, help="output folder or storage URI")
+    p.add_argument("--workers", type=int, default=None, help="openrlhf: reader processes (default: usable CPUs)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, bytes]:
     from limr_trainer.lim import TrajectoryAccumulator, select
     from limr_trainer.selection_readers import InputError, read_openrlhf, read_records
 
-    for name in ("steps_per_epoch", "max_epochs", "size"):
+    for name in ("steps_per_epoch", "max_epochs", "size", "workers"):
         value = getattr(args, name)
         if value is not None and value < (1 if name != "size" else 0):
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> dict[str, bytes]:
     acc = TrajectoryAccumulator()
     if args.format == "openrlhf":
         max_epochs = 21 if args.max_epochs is None else args.max_epochs
-        stats = read_openrlhf(args.input, acc, args.steps_per_epoch, max_epochs)
+        from limr_trainer.reward_pool import usable_cpus
+
+        stats = read_openrlhf(args.input, acc, args.steps_per_epoch, max_epochs, args.workers or usable_cpus())
     else:
         max_epochs = args.max_epochs
         stats = read_records(args.input, acc, max_epochs)
