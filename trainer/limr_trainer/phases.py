@@ -220,6 +220,10 @@ def run_retrain(ctx: Context, arm: str = "lim") -> dict[str, Any]:
         summary = {"phase": phase, "arm": arm, "reuses": "baseline", "questions": base.get("questions")}
         return mark_done(ctx.storage, ctx.name, phase, summary)
     ids = subset_ids(ctx, arm)
+    if ids is not None and not ids:
+        summary = {"phase": phase, "arm": arm, "questions": 0, "trained": False,
+                   "note": "the selection is empty: nothing to train"}
+        return mark_done(ctx.storage, ctx.name, phase, summary)
     result = run_ppo(ctx, phase, ids)
     questions = len(ids) if ids is not None else len(load_dataset_rows(ctx.job))
     summary = {**_jsonable(result), "phase": phase, "arm": arm, "questions": questions,
