@@ -107,7 +107,7 @@ BAD: list[Bad] = [
     Bad(
         "object-as-number",
         {"spec.ppo": 5},
-        "spec.ppo: Input should be a valid dictionary",
+        "spec.ppo: expected a mapping of fields (got 5)",
         "spec.ppo: 5 is not of type 'object'",
     ),
     Bad(
@@ -221,7 +221,7 @@ BAD: list[Bad] = [
     Bad(
         "bad-endpoint",
         {"spec.storage.endpoint": "minio:9000"},
-        "spec.storage.endpoint: String should match pattern",
+        "spec.storage.endpoint: expected an http:// or https:// URL",
         "spec.storage.endpoint: 'minio:9000' does not match",
     ),
     Bad(

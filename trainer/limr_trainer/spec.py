@@ -43,6 +43,9 @@ DEFAULT_IMAGE = "ghcr.io/limr-operator/limr-trainer:0.1.0"
 STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://.+|[^:]+)$"
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
+ENDPOINT_PATTERN = r"^https?://.+"
+REGION_PATTERN = r"^[a-z0-9-]+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 
@@ -432,7 +435,7 @@ class ClusterSpec(Strict):
         default="IfNotPresent", description="Image pull policy."
     )
     rayVersion: str = Field(
-        default=DEFAULT_RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", max_length=32, description="Ray version."
+        default=DEFAULT_RAY_VERSION, pattern=VERSION_PATTERN, max_length=32, description="Ray version."
     )
     head: HeadGroup = Field(default_factory=HeadGroup, description="Head pod.")
     workerGroups: list[WorkerGroup] = Field(
@@ -493,12 +496,12 @@ class StorageSpec(Strict):
     )
     endpoint: str | None = Field(
         default=None,
-        pattern=r"^https?://.+",
+        pattern=ENDPOINT_PATTERN,
         max_length=URI_MAX,
         description="S3 endpoint override (MinIO, Ceph...).",
     )
     region: str | None = Field(
-        default=None, pattern=r"^[a-z0-9-]+$", max_length=64, description="S3 region (e.g. us-east-1)."
+        default=None, pattern=REGION_PATTERN, max_length=64, description="S3 region (e.g. us-east-1)."
     )
     secretRef: SecretRef | None = Field(
         default=None, description="Credentials Secret (else the default chain)."
@@ -853,6 +856,9 @@ _PATTERN_HELP = {
     DNS_SUBDOMAIN_PATTERN: "a DNS subdomain: lowercase letters, digits, '-' and '.'",
     QUANTITY_PATTERN: "a Kubernetes quantity such as 8, 500m or 64Gi",
     SECRET_KEY_PATTERN: "a Secret key: letters, digits, '-', '_' and '.'",
+    VERSION_PATTERN: "a version such as 2.60.0",
+    ENDPOINT_PATTERN: "an http:// or https:// URL such as http://minio.storage:9000",
+    REGION_PATTERN: "a region such as us-east-1",
 }
 
 
@@ -922,6 +928,8 @@ def explain(err: ValidationError) -> list[tuple[str, str]]:
             msg = e["msg"]
             if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_HELP:
                 msg = "expected " + _PATTERN_HELP[ctx["pattern"]]
+            elif kind in ("model_type", "dict_type"):
+                msg = "expected a mapping of fields"
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"
         result.append((path, msg))
