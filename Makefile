@@ -38,6 +38,7 @@ lint: venv
 crd: venv
 	$(BIN)/limr crd > manifests/crd/limr.io_limrjobs.yaml
 	cp manifests/crd/limr.io_limrjobs.yaml charts/limr-operator/crds/limr.io_limrjobs.yaml
+	bash scripts/render-install.sh
 
 clean:
 	rm -rf $(VENV) $(CACHE)
