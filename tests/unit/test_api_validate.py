@@ -8,6 +8,7 @@ x-kubernetes-validations with cel-python, via tests/crd_check.py).
 from __future__ import annotations
 
 import copy
+import functools
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -429,6 +430,19 @@ GOOD: dict[str, dict[str, Any]] = {
 }
 
 
+# Every YAML-object job by key; the CRD's verdict on each is computed once (CEL in Python is slow).
+JOBS: dict[str, dict[str, Any]] = {
+    **{f"bad-{b.id}": edit(BASE, b.changes) for b in OBJECT_CASES},
+    **{f"good-{k}": j for k, j in GOOD.items()},
+    **{f"example-{p.stem}": yaml.safe_load(p.read_text()) for p in EXAMPLES},
+}
+
+
+@functools.cache
+def crd_verdict(key: str) -> list[str]:
+    return crd_errors(CRD, JOBS[key])
+
+
 def write_case(tmp_path: Path, case: Bad) -> Path:
     path = tmp_path / f"{case.id}.yaml"
     if case.id == "missing-file":
@@ -462,23 +476,18 @@ def test_limr_validate_rejects_with_the_expected_message(case: Bad, tmp_path, ca
 
 @pytest.mark.parametrize("case", OBJECT_CASES, ids=lambda b: b.id)
 def test_the_crd_rejects_the_same_job(case: Bad):
-    errors = crd_errors(CRD, edit(BASE, case.changes))
+    errors = crd_verdict(f"bad-{case.id}")
     assert any(case.crd in e for e in errors), f"expected {case.crd!r} in {errors}"
 
 
-@pytest.mark.parametrize(
-    "job",
-    [pytest.param(edit(BASE, b.changes), id=f"bad-{b.id}") for b in OBJECT_CASES]
-    + [pytest.param(j, id=f"good-{k}") for k, j in GOOD.items()]
-    + [pytest.param(yaml.safe_load(p.read_text()), id=f"example-{p.stem}") for p in EXAMPLES],
-)
-def test_pydantic_and_the_crd_agree(job):
+@pytest.mark.parametrize("key", sorted(JOBS))
+def test_pydantic_and_the_crd_agree(key):
     try:
-        load_job(job)
+        load_job(JOBS[key])
         pydantic_ok = True
     except JobError:
         pydantic_ok = False
-    errors = crd_errors(CRD, job)
+    errors = crd_verdict(key)
     assert pydantic_ok == (errors == []), errors
 
 
@@ -489,7 +498,7 @@ def test_valid_variants_pass_both(name, tmp_path, capsys):
     code, out, err = run_validate(capsys, path)
     assert (code, err) == (0, "")
     assert out.startswith(f"OK {path}: LIMRJob math-run: ") and out.count("\n") == 1
-    assert crd_errors(CRD, GOOD[name]) == []
+    assert crd_verdict(f"good-{name}") == []
 
 
 def test_examples_exist_and_validate(capsys):
@@ -498,7 +507,7 @@ def test_examples_exist_and_validate(capsys):
     assert (code, err) == (0, "")
     assert out.count("\nOK ") + out.startswith("OK ") == len(EXAMPLES)
     for path in EXAMPLES:
-        assert crd_errors(CRD, yaml.safe_load(path.read_text())) == [], path.name
+        assert crd_verdict(f"example-{path.stem}") == [], path.name
 
 
 def test_paper_example_is_the_paper_run():
