@@ -213,3 +213,36 @@ def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, 
     except OSError:  # another process won the race: use its copy
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+# ------------------------------------------------------------------------------------- toy job
+
+# The CPU recipe that makes the toy model learn within a few dozen PPO steps (checked on 2 cores):
+# a warm start of 24 steps leaves ~60% format errors, PPO at lr 1e-3 removes most of them.
+TOY_WARM_STEPS = 24
+TOY_PPO = {
+    "rolloutBatchSize": 16, "samplesPerPrompt": 4, "trainBatchSize": 32, "microBatchSize": 16,
+    "actorLearningRate": 1e-3, "criticLearningRate": 1e-3, "generateMaxLength": 32, "promptMaxLength": 64,
+    "checkpointEverySteps": 4, "zeroStage": 2,
+    "actor": {"replicas": 1, "cpus": 0.25, "gpus": 0}, "critic": {"replicas": 1, "cpus": 0.25, "gpus": 0},
+    "reference": {"replicas": 1, "cpus": 0.25, "gpus": 0},
+}
+
+
+def toy_job(model: str, storage_uri: str, name: str = "toy", n: int = 64, data_seed: int = 1, epochs: int = 6,
+            ppo: dict | None = None, rollout: dict | None = None) -> dict:
+    """A LIMRJob (as a dict) training the toy model on synthetic arithmetic on a local CPU Ray cluster."""
+    return {
+        "apiVersion": "limr.io/v1alpha1", "kind": "LIMRJob", "metadata": {"name": name},
+        "spec": {
+            "model": {"name": model, "dtype": "float32"},
+            "dataset": {"uri": f"synthetic://arithmetic?n={n}&seed={data_seed}"},
+            "storage": {"uri": storage_uri},
+            "ppo": {**TOY_PPO, **(ppo or {})},
+            "rollout": {"backend": "vllm", "engines": 1, "cpusPerEngine": 0.5, "sampling": {"temperature": 1.0},
+                        **(rollout or {})},
+            "reward": {"workers": 1},
+            "baseline": {"epochs": epochs},
+            "selection": {"enabled": False}, "retrain": {"enabled": False}, "evaluation": {"enabled": False},
+        },
+    }

@@ -175,11 +175,11 @@ def start_roles(job: LIMRJob, model_dir: str, device: str) -> Roles:
 
     common = dict(model_dir=model_dir, dtype=dtype, betas=ppo.adamBetas, weight_decay=ppo.weightDecay, seed=ppo.seed)
     actor = RoleGroup("actor", ActorWorker, ppo.actor.replicas, ppo.actor.cpus, gpus(ppo.actor), env,
-                      dict(common, lr=ppo.actorLearningRate, config=train_config(ppo.actor.replicas)))
+                      dict(common, lr=ppo.actorLearningRate, config=train_config(ppo.actor.replicas)), wait=False)
     critic = RoleGroup("critic", CriticWorker, ppo.critic.replicas, ppo.critic.cpus, gpus(ppo.critic), env,
-                       dict(common, lr=ppo.criticLearningRate, config=train_config(ppo.critic.replicas)))
+                       dict(common, lr=ppo.criticLearningRate, config=train_config(ppo.critic.replicas)), wait=False)
     reference = RoleGroup("reference", ReferenceWorker, ppo.reference.replicas, ppo.reference.cpus,
-                          gpus(ppo.reference), env, dict(model_dir=model_dir, dtype=dtype, micro=ppo.microBatchSize))
+                          gpus(ppo.reference), env, dict(model_dir=model_dir, dtype=dtype, micro=ppo.microBatchSize), wait=False)
     ro = spec.rollout
     max_len = ppo.promptMaxLength + ppo.generateMaxLength
     if ro.backend == "vllm":
@@ -187,12 +187,16 @@ def start_roles(job: LIMRJob, model_dir: str, device: str) -> Roles:
                                cpus_per_engine=ro.cpusPerEngine, max_model_len=max_len, seed=ppo.seed,
                                dtype=dtype, device=device, gpu_memory_utilization=ro.gpuMemoryUtilization)
         weight_sync = make_weight_sync(ro.weightSync, device, ro.tensorParallelSize)
+        for group in (actor, critic, reference):
+            group.wait()
         weight_sync.setup(actor, backend.engines)
 
         def sync() -> None:
             weight_sync.push(actor, backend.engines)
     else:
         backend = make_backend("hf", model_dir, device="cuda" if device == "cuda" else "cpu", dtype=dtype)
+        for group in (actor, critic, reference):
+            group.wait()
 
         def sync() -> None:
             import ray

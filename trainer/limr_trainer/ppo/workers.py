@@ -323,7 +323,7 @@ class RoleGroup:
     """The ranks of one role, placed together, one torch.distributed world."""
 
     def __init__(self, name: str, worker_cls: type, replicas: int, cpus: float, gpus: float, env: dict[str, str],
-                 setup_kwargs: dict[str, Any], strategy: str = "PACK"):
+                 setup_kwargs: dict[str, Any], strategy: str = "PACK", wait: bool = True):
         import ray
 
         from limr_trainer.rollout.ray_placement import make_placement_group, scheduling
@@ -337,7 +337,15 @@ class RoleGroup:
             for i in range(replicas)
         ]
         address, port = ray.get(self.ranks[0].free_address.remote())
-        ray.get([r.setup.remote(address, port, **setup_kwargs) for r in self.ranks])
+        self._setup = [r.setup.remote(address, port, **setup_kwargs) for r in self.ranks]
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Block until every rank finished setup (groups start in parallel with wait=False)."""
+        import ray
+
+        ray.get(self._setup)
 
     def call_async(self, method: str, *args: Any, **kwargs: Any) -> list:
         return [getattr(r, method).remote(*args, **kwargs) for r in self.ranks]
