@@ -35,6 +35,8 @@ def classify_rayjob(obj: dict[str, Any]) -> Outcome:
                        f"RayJob {name} reports jobDeploymentStatus={ds!r}, jobStatus={js!r}, which this "
                        "operator does not know; waiting for a known status")
     detail = status.get("message") or status.get("reason") or ""
+    if ds in ("Suspending", "Suspended"):  # KubeRay stops the Ray job when suspending: not a failure
+        return Outcome("running", "RayJobSuspended", f"RayJob {name}: {ds}")
     if ds == "Complete" and js == "SUCCEEDED":
         return Outcome("succeeded", "RayJobSucceeded", f"RayJob {name} succeeded")
     if js in ("FAILED", "STOPPED") or ds in ("Failed", "ValidationFailed") or ds == "Complete":

@@ -16,15 +16,23 @@ from .reconcile import Action
 _clients: dict[str, Any] = {}
 
 
+def reset() -> None:
+    """Forget the cached client (tests point the operator at a new API server)."""
+    _clients.clear()
+
+
 def _api():
     if "api" not in _clients:
+        import os
+
         import kubernetes
 
+        config = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_incluster_config()
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
-        _clients["api"] = kubernetes.client.ApiClient()
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        except kubernetes.config.ConfigException:  # explicit path: KUBECONFIG may be set after import
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=config)
+        _clients["api"] = kubernetes.client.ApiClient(config)
     return _clients["api"]
 
 

@@ -48,6 +48,12 @@ def _publish() -> None:
         JOBS.labels(phase=phase).set(tally.get(phase, 0))
 
 
+_served: set[int] = set()
+
+
 def serve(port: int, addr: str = "0.0.0.0") -> None:
-    """Serve /metrics on its own port (a daemon thread)."""
+    """Serve /metrics on its own port (a daemon thread); once per process and port."""
+    if port in _served:
+        return
     start_http_server(port, addr=addr)
+    _served.add(port)
