@@ -15,10 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import workload  # noqa: E402
-
-from limr_trainer.reward import RewardItem, check  # noqa: E402
-from limr_trainer.reward_pool import CheckerPool  # noqa: E402
+import workload
+from limr_trainer.reward import RewardItem, check
+from limr_trainer.reward_pool import CheckerPool
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -51,12 +50,18 @@ def main() -> int:
     reasons: dict[str, int] = {}
     for r in res:
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
-    print(f"workload: {a.n} answers, mean {statistics.mean(len(i['response']) for i in items):.0f} chars; reasons {reasons}")
+    print(
+        f"workload: {a.n} answers, mean {statistics.mean(len(i['response']) for i in items):.0f} chars; reasons {reasons}"
+    )
     print(f"rewards equal between the two runs: {agree}/{a.n}")
     print("| run | answers/s | p50 latency | p99 latency | max latency |")
     print("|---|---|---|---|---|")
-    print(f"| one-process loop (`check`) | {a.n / loop_s:.0f} | {pct(lat, .5) * 1e3:.1f} ms | {pct(lat, .99) * 1e3:.1f} ms | {max(lat) * 1e3:.1f} ms |")
-    print(f"| `CheckerPool({a.workers})` / `score_batch` | {a.n / pool_s:.0f} | {pct(plat, .5) * 1e3:.1f} ms | {pct(plat, .99) * 1e3:.1f} ms | {max(plat) * 1e3:.1f} ms |")
+    print(
+        f"| one-process loop (`check`) | {a.n / loop_s:.0f} | {pct(lat, 0.5) * 1e3:.1f} ms | {pct(lat, 0.99) * 1e3:.1f} ms | {max(lat) * 1e3:.1f} ms |"
+    )
+    print(
+        f"| `CheckerPool({a.workers})` / `score_batch` | {a.n / pool_s:.0f} | {pct(plat, 0.5) * 1e3:.1f} ms | {pct(plat, 0.99) * 1e3:.1f} ms | {max(plat) * 1e3:.1f} ms |"
+    )
     print(f"speed-up: {loop_s / pool_s:.2f}x")
     return 0
 

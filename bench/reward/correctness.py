@@ -10,7 +10,6 @@ approach, bare-string parsing (`math_verify.parse(answer)` and `parse(gold)` wit
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from limr_trainer import reward as R
@@ -22,7 +21,11 @@ def bare(gold: str, answer: str) -> bool:
     from math_verify import parse, verify
 
     try:
-        return bool(verify(parse(gold, parsing_timeout=None), parse(answer, parsing_timeout=None), timeout_seconds=None))
+        return bool(
+            verify(
+                parse(gold, parsing_timeout=None), parse(answer, parsing_timeout=None), timeout_seconds=None
+            )
+        )
     except Exception:  # noqa: BLE001
         return False
 
@@ -36,14 +39,20 @@ def main() -> int:
     print("|---|---|---|---|---|")
     misses = {}
     for name, golds in sets.items():
-        t = time.time()
-        res = R.score_batch([{"response": f"Thus the answer is $\\boxed{{{g}}}$.", "answer": g} for g in golds], workers=2, timeout=10)
+        res = R.score_batch(
+            [{"response": f"Thus the answer is $\\boxed{{{g}}}$.", "answer": g} for g in golds],
+            workers=2,
+            timeout=10,
+        )
         ours = sum(r.reward == 1.0 for r in res)
         misses[name] = [(g, r.reason) for g, r in zip(golds, res) if r.reward != 1.0]
         mv = sum(R.equivalent(g, g, shortcut=False) for g in golds)
         limr = sum(bare(g, g) for g in golds)
         n = len(golds)
-        print(f"| {name} | {n} | {ours} ({100 * ours / n:.2f}%) | {mv} ({100 * mv / n:.2f}%) | {limr} ({100 * limr / n:.2f}%) |", flush=True)
+        print(
+            f"| {name} | {n} | {ours} ({100 * ours / n:.2f}%) | {mv} ({100 * mv / n:.2f}%) | {limr} ({100 * limr / n:.2f}%) |",
+            flush=True,
+        )
     for name, m in misses.items():
         print(f"{name} not +1 through score_batch: {m}")
     return 0

@@ -18,7 +18,11 @@ STEPS = [
 
 
 def golds() -> list[str]:
-    return [r["answer"] for r in json.loads((DATA / "data/prompts/math.8k.json").read_text()) if r["answer"].strip()]
+    return [
+        r["answer"]
+        for r in json.loads((DATA / "data/prompts/math.8k.json").read_text())
+        if r["answer"].strip()
+    ]
 
 
 def make(n: int, seed: int = 0) -> list[dict]:

@@ -26,7 +26,12 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     (Reader subprocesses are waited for, so their CPU time is included.)
     """
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
-        proc = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M %U %S", *cmd], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-o", t.name, "-f", "%e %M %U %S", *cmd],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode:
             raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
         wall, kb, user, sys_ = t.read().split()[-4:]
@@ -45,12 +50,34 @@ def main() -> int:
         size = sum(f.stat().st_size for f in Path(d).glob("step_*.json")) / 2**30
         work = Path(tempfile.mkdtemp(prefix="bench-select-"))
         cmds = {
-            "baseline (json.load, lists/dicts)": [py, str(HERE / "baseline_limr_style.py"), "--input", d, "--output", str(work / "baseline.json")],
+            "baseline (json.load, lists/dicts)": [
+                py,
+                str(HERE / "baseline_limr_style.py"),
+                "--input",
+                d,
+                "--output",
+                str(work / "baseline.json"),
+            ],
         }
         for w in a.workers:
-            cmds[f"limr select --workers {w}"] = [py, "-m", "limr_trainer.cli", "select", "--input", d, "--format", "openrlhf",
-                                                  "--steps-per-epoch", "8", "--max-epochs", "21", "--workers", str(w),
-                                                  "--output", str(work / f"ours{w}")]
+            cmds[f"limr select --workers {w}"] = [
+                py,
+                "-m",
+                "limr_trainer.cli",
+                "select",
+                "--input",
+                d,
+                "--format",
+                "openrlhf",
+                "--steps-per-epoch",
+                "8",
+                "--max-epochs",
+                "21",
+                "--workers",
+                str(w),
+                "--output",
+                str(work / f"ours{w}"),
+            ]
         runs: dict[str, list] = {name: [] for name in cmds}
         for _ in range(a.repeats):  # alternate, so every tool sees the same page cache and load
             for name, cmd in cmds.items():
@@ -68,7 +95,9 @@ def main() -> int:
             wall, rss, cpu = min(r[0] for r in rs), max(r[1] for r in rs), min(r[2] for r in rs)
             rows.append((os.path.basename(d), size, name, wall, cpu, rss, base_wall / wall))
             print(f"{d} {name}: {wall:.2f}s wall, {cpu:.2f}s cpu, {rss:.0f} MB", flush=True)
-    print("\n| dumps | size | tool | wall (best of %d) | CPU user+sys | peak RSS | speed-up vs baseline (wall) |" % a.repeats)
+    print(
+        f"\n| dumps | size | tool | wall (best of {a.repeats}) | CPU user+sys | peak RSS | speed-up vs baseline (wall) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for d, size, name, wall, cpu, rss, up in rows:
         print(f"| {d} | {size:.2f} GiB | {name} | {wall:.2f} s | {cpu:.2f} s | {rss:,.0f} MB | {up:.1f}x |")

@@ -45,12 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
 
-    records = json.load(open(a.prompts))
+    records = json.loads(Path(a.prompts).read_text())
     if a.limit_prompts:
         records = records[: a.limit_prompts]
     prompts = [r["prompt"] for r in records]
     ids = [r["id"] for r in records]
-    answers = [r["answer"] for r in records]
     n = len(prompts)
     rng = np.random.default_rng(a.seed)
     offset = rng.normal(-1.0, 1.5, n)  # per-prompt difficulty
@@ -61,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     if a.parquet:
         import pyarrow as pa
         import pyarrow.parquet as pq
-
         from limr_trainer.records import SCHEMA
     step = 0
     for epoch in range(a.epochs):
@@ -100,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                         "sample": np.tile(np.arange(a.rollouts, dtype=np.int32), len(chunk)),
                         "reward": reward.reshape(-1),
                         "correct": ok.reshape(-1),
-                        "format_error": [None if (o or not e) else "no_boxed" for o, e in zip(ok.reshape(-1), fmt.reshape(-1))],
+                        "format_error": [
+                            None if (o or not e) else "no_boxed"
+                            for o, e in zip(ok.reshape(-1), fmt.reshape(-1))
+                        ],
                         "response_length": lengths.reshape(-1).astype(np.int32),
                         "truncated": np.zeros(m, bool),
                     },

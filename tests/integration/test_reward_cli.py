@@ -7,7 +7,6 @@ import shutil
 import tempfile
 
 import pytest
-
 from limr_trainer.commands import reward as reward_cmd
 
 ROWS = [
@@ -23,7 +22,9 @@ ROWS = [
 def test_reward_cli_scores_with_reasons(tmp_path, capsys):
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    assert reward_cmd.main(["--input", str(src), "--output", str(dst), "--timeout", "2", "--workers", "2"]) == 0
+    assert (
+        reward_cmd.main(["--input", str(src), "--output", str(dst), "--timeout", "2", "--workers", "2"]) == 0
+    )
     out = [json.loads(line) for line in dst.read_text().splitlines()]
     assert [(r["reward"], r["reason"]) for r in out] == [
         (1.0, "correct"),
@@ -64,7 +65,10 @@ def test_score_batch_inside_a_ray_task():
         def score_in_ray():
             from limr_trainer.reward import score_batch
 
-            items = [{"response": "\\boxed{0.5}", "answer": "\\frac12"}, {"response": "\\boxed{9^{9^{9^{9}}}}", "answer": "1"}]
+            items = [
+                {"response": "\\boxed{0.5}", "answer": "\\frac12"},
+                {"response": "\\boxed{9^{9^{9^{9}}}}", "answer": "1"},
+            ]
             return [(r.reward, r.reason) for r in score_batch(items, workers=2, timeout=1.0)]
 
         assert ray.get(score_in_ray.remote(), timeout=180) == [(1.0, "correct"), (-1.0, "checker_timeout")]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from limr_trainer.commands import select as select_cmd
 from limr_trainer.records import table_from_rows
 
@@ -19,7 +18,10 @@ EPOCHS, STEPS_PER_EPOCH, PER_STEP, ROLLOUTS = 5, 2, 25, 4  # 50 of 60 prompts pe
 def make_rollouts(tmp: Path) -> tuple[Path, Path, Path, list[dict]]:
     """The same rollouts as LIMR dumps (step_N.json) and as our Parquet records, plus the prompts file."""
     rng = np.random.default_rng(11)
-    prompts = [{"id": f"id-{i:03d}", "prompt": f"Problem {i}: compute {i} + {i * 7}.", "answer": str(8 * i)} for i in range(PROMPTS)]
+    prompts = [
+        {"id": f"id-{i:03d}", "prompt": f"Problem {i}: compute {i} + {i * 7}.", "answer": str(8 * i)}
+        for i in range(PROMPTS)
+    ]
     skill = rng.normal(-0.5, 1.0, PROMPTS)
     dumps, records = tmp / "dumps", tmp / "records"
     dumps.mkdir()
@@ -35,10 +37,26 @@ def make_rollouts(tmp: Path) -> tuple[Path, Path, Path, list[dict]]:
                     reward = 1.0 if rng.random() < p else float(rng.choice([-0.5, -1.0]))
                     # LIMR keys prompts by stripped text: pad some to check that
                     text = prompts[j]["prompt"] + ("\n " if k % 2 else "")
-                    rows.append({"prompt": text, "response": "x " * int(rng.integers(5, 400)) + "\\boxed{1}", "reward": reward, "response_length": 12.0})
+                    rows.append(
+                        {
+                            "prompt": text,
+                            "response": "x " * int(rng.integers(5, 400)) + "\\boxed{1}",
+                            "reward": reward,
+                            "response_length": 12.0,
+                        }
+                    )
                     recs.append(
-                        dict(epoch=epoch, step=step, prompt_id=prompts[j]["id"], sample=k, reward=reward, correct=reward == 1.0,
-                             format_error="no_boxed" if reward == -1.0 else None, response_length=12, truncated=False)
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "prompt_id": prompts[j]["id"],
+                            "sample": k,
+                            "reward": reward,
+                            "correct": reward == 1.0,
+                            "format_error": "no_boxed" if reward == -1.0 else None,
+                            "response_length": 12,
+                            "truncated": False,
+                        }
                     )
             (dumps / f"step_{step}.json").write_text(json.dumps(rows, indent=4))
             out = records / f"epoch={epoch:04d}" / f"step={step:06d}.parquet"
@@ -53,10 +71,12 @@ def make_rollouts(tmp: Path) -> tuple[Path, Path, Path, list[dict]]:
 
 def reference_lim(dumps: Path, steps_per_epoch: int, max_epochs: int) -> dict[str, float]:
     """The definition, written out plainly (all records in memory, dicts of lists)."""
-    per_epoch: list[dict[str, list[float]]] = [dict() for _ in range(max_epochs)]
+    per_epoch: list[dict[str, list[float]]] = [{} for _ in range(max_epochs)]
     for step in range(1, steps_per_epoch * max_epochs + 1):
         for row in json.loads((dumps / f"step_{step}.json").read_text()):
-            per_epoch[(step - 1) // steps_per_epoch].setdefault(row["prompt"].strip(), []).append(row["reward"])
+            per_epoch[(step - 1) // steps_per_epoch].setdefault(row["prompt"].strip(), []).append(
+                row["reward"]
+            )
     keys = {k for e in per_epoch for k in e}
     seqs = {}
     for k in keys:
@@ -77,11 +97,30 @@ def read_scores(out: Path) -> list[dict]:
 
 
 def test_both_formats_give_identical_scores_and_match_the_definition(tmp_path, capsys):
-    dumps, records, prompts_file, prompts = make_rollouts(tmp_path)
+    dumps, records, prompts_file, _ = make_rollouts(tmp_path)
     o1, o2 = tmp_path / "o1", tmp_path / "o2"
-    assert select_cmd.main(["--input", str(dumps), "--format", "openrlhf", "--steps-per-epoch", "2", "--max-epochs", "5",
-                            "--prompts", str(prompts_file), "--output", str(o1)]) == 0
-    assert select_cmd.main(["--input", str(records), "--prompts", str(prompts_file), "--output", str(o2)]) == 0
+    assert (
+        select_cmd.main(
+            [
+                "--input",
+                str(dumps),
+                "--format",
+                "openrlhf",
+                "--steps-per-epoch",
+                "2",
+                "--max-epochs",
+                "5",
+                "--prompts",
+                str(prompts_file),
+                "--output",
+                str(o1),
+            ]
+        )
+        == 0
+    )
+    assert (
+        select_cmd.main(["--input", str(records), "--prompts", str(prompts_file), "--output", str(o2)]) == 0
+    )
     s1 = {r["id"]: r["score"] for r in read_scores(o1)}
     s2 = {r["id"]: r["score"] for r in read_scores(o2)}
     assert s1 == s2 and 20 < len(s1) < PROMPTS  # some were dropped
@@ -104,10 +143,31 @@ def test_both_formats_give_identical_scores_and_match_the_definition(tmp_path, c
 def test_linear_and_random_strategies(tmp_path):
     _, records, prompts_file, _ = make_rollouts(tmp_path)
     lin, rnd = tmp_path / "lin", tmp_path / "rnd"
-    assert select_cmd.main(["--input", str(records), "--strategy", "linear", "--output", str(lin), "--no-plots"]) == 0
+    assert (
+        select_cmd.main(["--input", str(records), "--strategy", "linear", "--output", str(lin), "--no-plots"])
+        == 0
+    )
     assert json.loads((lin / "summary.json").read_text())["threshold"] == 0.7
-    assert select_cmd.main(["--input", str(records), "--strategy", "random", "--size", "7", "--seed", "3",
-                            "--prompts", str(prompts_file), "--output", str(rnd), "--no-plots"]) == 0
+    assert (
+        select_cmd.main(
+            [
+                "--input",
+                str(records),
+                "--strategy",
+                "random",
+                "--size",
+                "7",
+                "--seed",
+                "3",
+                "--prompts",
+                str(prompts_file),
+                "--output",
+                str(rnd),
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads((rnd / "selected.json").read_text())) == 7
     assert json.loads((rnd / "summary.json").read_text())["seed"] == 3
 
@@ -116,7 +176,12 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     dumps, _, _, _ = make_rollouts(tmp_path)
     (dumps / "step_3.json").write_text('[{"prompt": "p", "reward": "high"}]')
     out = tmp_path / "out"
-    assert select_cmd.main(["--input", str(dumps), "--format", "openrlhf", "--steps-per-epoch", "2", "--output", str(out)]) == 2
+    assert (
+        select_cmd.main(
+            ["--input", str(dumps), "--format", "openrlhf", "--steps-per-epoch", "2", "--output", str(out)]
+        )
+        == 2
+    )
     assert "step_3.json" in capsys.readouterr().err
     assert not out.exists()
     assert select_cmd.main(["--input", str(tmp_path / "nothing"), "--output", str(out)]) == 2
@@ -126,7 +191,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_records_on_s3(tmp_path, s3_server, s3_bucket, s3_credentials, monkeypatch):
     from limr_trainer.storage import open_storage
 
-    _, records, prompts_file, _ = make_rollouts(tmp_path)
+    _, records, _, _ = make_rollouts(tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_credentials["access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_credentials["secret_access_key"])
@@ -137,6 +202,9 @@ def test_records_on_s3(tmp_path, s3_server, s3_bucket, s3_credentials, monkeypat
     local = tmp_path / "local"
     assert select_cmd.main(["--input", str(records), "--output", str(local), "--no-plots"]) == 0
     uri = f"s3://{s3_bucket}/job/selection"
-    assert select_cmd.main(["--input", f"s3://{s3_bucket}/job/baseline/rewards", "--output", uri, "--no-plots"]) == 0
+    assert (
+        select_cmd.main(["--input", f"s3://{s3_bucket}/job/baseline/rewards", "--output", uri, "--no-plots"])
+        == 0
+    )
     remote = open_storage(uri)
     assert remote.get_bytes("scores.jsonl") == (local / "scores.jsonl").read_bytes()

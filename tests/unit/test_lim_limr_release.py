@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from limr_trainer.commands.select import load_prompts, record_key
 from limr_trainer.lim import threshold_select
+from limr_trainer.selection import load_prompts, record_key
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "limr"
 

@@ -6,14 +6,29 @@ import json
 
 import numpy as np
 import pytest
-
 from limr_trainer.lim import TrajectoryAccumulator
 from limr_trainer.selection_readers import InputError, decode_openrlhf, openrlhf_steps, read_openrlhf
 
 TRICKY = [
-    {"prompt": "  Find $x$ if \"x\" = \\frac{1}{2}.\n", "response": "\"reward\": 1.0, \"prompt\": \"fake\" ] } \\boxed{1}", "reward": -0.5, "response_length": 9.0},
-    {"prompt": "Ünïcödé ∑ prompt", "response": "", "reward": 1.0, "response_length": 0.0, "extra": [1, {"a": 2}]},
-    {"prompt": "Find $x$ if \"x\" = \\frac{1}{2}.", "response": "x" * 10000, "reward": 1, "response_length": 3072.0},
+    {
+        "prompt": '  Find $x$ if "x" = \\frac{1}{2}.\n',
+        "response": '"reward": 1.0, "prompt": "fake" ] } \\boxed{1}',
+        "reward": -0.5,
+        "response_length": 9.0,
+    },
+    {
+        "prompt": "Ünïcödé ∑ prompt",
+        "response": "",
+        "reward": 1.0,
+        "response_length": 0.0,
+        "extra": [1, {"a": 2}],
+    },
+    {
+        "prompt": 'Find $x$ if "x" = \\frac{1}{2}.',
+        "response": "x" * 10000,
+        "reward": 1,
+        "response_length": 3072.0,
+    },
 ]
 
 
@@ -28,7 +43,13 @@ def test_decode_takes_prompt_and_reward_whatever_the_response_holds(indent, asci
 
 @pytest.mark.parametrize(
     "bad",
-    [b"[{\"prompt\": \"p\"}]", b"[{\"prompt\": 3, \"reward\": 1}]", b"{\"prompt\": \"p\", \"reward\": 1}", b"[{\"prompt\": \"p\", \"reward\": 1}", b""],
+    [
+        b'[{"prompt": "p"}]',
+        b'[{"prompt": 3, "reward": 1}]',
+        b'{"prompt": "p", "reward": 1}',
+        b'[{"prompt": "p", "reward": 1}',
+        b"",
+    ],
 )
 def test_decode_rejects_what_is_not_a_dump(bad):
     with pytest.raises(InputError, match="step_7.json"):
@@ -37,7 +58,15 @@ def test_decode_rejects_what_is_not_a_dump(bad):
 
 def _write(tmp_path, steps: int) -> None:
     for n in range(1, steps + 1):
-        rows = [{"prompt": f" p{(n + i) % 5} ", "response": "r", "reward": 1.0 if i % 2 else -0.5, "response_length": 1.0} for i in range(6)]
+        rows = [
+            {
+                "prompt": f" p{(n + i) % 5} ",
+                "response": "r",
+                "reward": 1.0 if i % 2 else -0.5,
+                "response_length": 1.0,
+            }
+            for i in range(6)
+        ]
         (tmp_path / f"step_{n}.json").write_text(json.dumps(rows, indent=4))
     (tmp_path / "step_x.json").write_text("ignored")
     (tmp_path / "notes.txt").write_text("ignored")
@@ -66,7 +95,7 @@ def test_reader_processes_give_the_same_counts(tmp_path):
 
 def test_reader_process_errors_name_the_file(tmp_path):
     _write(tmp_path, 16)
-    (tmp_path / "step_6.json").write_text("[{\"prompt\": \"p\", \"reward\": \"high\"}]")
+    (tmp_path / "step_6.json").write_text('[{"prompt": "p", "reward": "high"}]')
     with pytest.raises(InputError, match="step_6.json"):
         read_openrlhf(str(tmp_path), TrajectoryAccumulator(), 4, None, workers=2)
     with pytest.raises(InputError, match="no step_N.json"):

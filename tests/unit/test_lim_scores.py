@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from limr_trainer import lim
 
 NAN = np.nan
@@ -46,7 +45,7 @@ def test_threshold_boundary_is_inclusive():
     assert lim.threshold_select(["x", "y", "z"], [0.6, 0.5999999, 0.61], 0.6) == ["x", "z"]
     # a score computed to exactly theta is selected
     values = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])  # mean 0.5: denominator 0.5
-    scores, mean = lim.lim_scores(values)
+    scores, _ = lim.lim_scores(values)
     np.testing.assert_allclose(scores, [0.0, 0.0, 1.0])
     assert lim.threshold_select(["lo", "hi", "mid"], scores, 0.0) == ["lo", "hi", "mid"]
 
@@ -60,7 +59,7 @@ def test_all_equal_curves_score_one():
 
 def test_an_epoch_with_mean_one_adds_nothing():
     values = np.array([[0.0, 1.0], [0.5, 1.0]])  # epoch 2: everyone solved everything
-    scores, mean = lim.lim_scores(values)
+    scores, _ = lim.lim_scores(values)
     # mean [0.25, 1]; denominator 0.75^2 = 0.5625; numerators 0.0625 each
     np.testing.assert_allclose(scores, 1 - 0.0625 / 0.5625)
 
@@ -145,4 +144,4 @@ def test_accumulator_memory_is_samples_by_epochs():
     acc = lim.TrajectoryAccumulator()
     for step in range(50):
         acc.add(["only"] * 1000, step % 5, np.ones(1000))
-    assert acc._total.size <= 64 * 8  # noqa: SLF001 - one sample x 5 epochs, whatever the rollouts
+    assert acc._total.size <= 64 * 8

@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from limr_trainer import reward as R
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "limr"

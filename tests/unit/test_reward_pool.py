@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from limr_trainer import reward as R
 from limr_trainer.reward_pool import CheckerPool
 
@@ -51,7 +50,11 @@ def test_hang_and_crash_cost_only_their_own_answer(pool):
 
 def test_works_off_the_main_thread(pool):
     out: list = []
-    t = threading.Thread(target=lambda: out.extend(pool.map([R.RewardItem(HANG, "1"), R.RewardItem("\\boxed{0.5}", "\\frac12")], timeout=1.0)))
+    t = threading.Thread(
+        target=lambda: out.extend(
+            pool.map([R.RewardItem(HANG, "1"), R.RewardItem("\\boxed{0.5}", "\\frac12")], timeout=1.0)
+        )
+    )
     t.start()
     t.join(60)
     assert [r.reason for r in out] == [R.CHECKER_TIMEOUT, R.CORRECT]

@@ -6,7 +6,6 @@ import random
 import re
 
 import pytest
-
 from limr_trainer import reward as R
 
 GOOD = "We add the numbers: $2+3=5$. So the answer is $\\boxed{5}$."
@@ -121,6 +120,9 @@ def test_equivalent_answers_score_plus_one_through_math_verify(gold, answer):
     assert R.check(f"so $\\boxed{{{answer}}}$", gold).reward == 1.0
 
 
-@pytest.mark.parametrize("gold,answer", [("5", "6"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}"), ("(3,4]", "[3,4]"), ("1", "")])
+@pytest.mark.parametrize(
+    "gold,answer",
+    [("5", "6"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}"), ("(3,4]", "[3,4]"), ("1", "")],
+)
 def test_different_answers_are_wrong(gold, answer):
     assert not R.equivalent(gold, answer)

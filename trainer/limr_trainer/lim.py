@@ -81,7 +81,9 @@ class TrajectoryAccumulator:
     ) -> None:
         """Like `add`, with keys given as `dictionary[codes[j]]` (e.g. a dictionary-encoded Arrow column)."""
         index = self._index
-        remap = np.fromiter((index.setdefault(k, len(index)) for k in dictionary), dtype=np.int64, count=len(dictionary))
+        remap = np.fromiter(
+            (index.setdefault(k, len(index)) for k in dictionary), dtype=np.int64, count=len(dictionary)
+        )
         if len(index) > len(self._keys):
             self._keys.extend(itertools.islice(index, len(self._keys), None))
         self._add_codes(remap[np.asarray(codes, dtype=np.int64)], epochs, np.asarray(rewards))
@@ -135,7 +137,13 @@ class TrajectoryAccumulator:
         order = sorted(self._epoch_col.items())
         cols = [c for _, c in order]
         n = len(self._keys)
-        return list(self._keys), [e for e, _ in order], self._total[:n, cols].copy(), self._ones[:n, cols].copy(), self.rollouts
+        return (
+            list(self._keys),
+            [e for e, _ in order],
+            self._total[:n, cols].copy(),
+            self._ones[:n, cols].copy(),
+            self.rollouts,
+        )
 
     def merge(self, state: tuple[list[str], list[int], np.ndarray, np.ndarray, int]) -> None:
         """Add the counts of another accumulator's `state()` (e.g. from a reader process)."""
@@ -265,8 +273,12 @@ def select(
         theta = None
         n = size if size is not None else int(np.sum(lim >= DEFAULT_THRESHOLD["lim"]))
         selected = random_choice(traj.keys, n, seed)
-        return SelectionResult(strategy, None, kept_keys, lim, values, mean, traj.epochs, dropped, selected, lim, n, seed)
+        return SelectionResult(
+            strategy, None, kept_keys, lim, values, mean, traj.epochs, dropped, selected, lim, n, seed
+        )
     theta = DEFAULT_THRESHOLD[strategy] if threshold is None else float(threshold)
     scores = lim if strategy == "lim" else linear_scores(values)
     selected = threshold_select(kept_keys, scores, theta)
-    return SelectionResult(strategy, theta, kept_keys, scores, values, mean, traj.epochs, dropped, selected, lim)
+    return SelectionResult(
+        strategy, theta, kept_keys, scores, values, mean, traj.epochs, dropped, selected, lim
+    )

@@ -82,5 +82,7 @@ def validate(table: pa.Table) -> pa.Table:
         fmt_null = pc.is_null(table.column("format_error"))
         reward_minus1 = pc.equal(table.column("reward"), pa.scalar(-1.0, pa.float32()))
         if not pc.all(pc.not_equal(fmt_null, reward_minus1)).as_py():
-            raise RecordError("columns format_error and reward disagree (format_error set exactly when reward == -1)")
+            raise RecordError(
+                "columns format_error and reward disagree (format_error set exactly when reward == -1)"
+            )
     return table.cast(SCHEMA)

@@ -295,8 +295,12 @@ def score_batch(
     return shared_pool(workers).map([as_item(i) for i in items], timeout=timeout)
 
 
-def score(response: str, answer: str, truncated: bool = False, timeout: float = DEFAULT_TIMEOUT) -> RewardResult:
+def score(
+    response: str, answer: str, truncated: bool = False, timeout: float = DEFAULT_TIMEOUT
+) -> RewardResult:
     """Score one response (in a worker process, with a timeout). See score_batch."""
     from .reward_pool import shared_pool
 
-    return shared_pool(None, prefer_existing=True).map([RewardItem(response, answer, truncated)], timeout=timeout)[0]
+    return shared_pool(None, prefer_existing=True).map(
+        [RewardItem(response, answer, truncated)], timeout=timeout
+    )[0]

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Self
 
 from .reward import (
     CHECKER_ERROR,
@@ -210,7 +211,7 @@ class CheckerPool:
                 w.stop(kill=not w.ready)
             self._workers = []
 
-    def __enter__(self) -> CheckerPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -67,7 +67,9 @@ def histogram_png(scores: np.ndarray, threshold: float | None, selected: int, ti
     if len(scores):
         ax.hist(scores, bins=60, color="#4c72b0", alpha=0.85)
     if threshold is not None:
-        ax.axvline(threshold, color="#c44e52", lw=2, ls="--", label=f"threshold {threshold:g} ({selected} selected)")
+        ax.axvline(
+            threshold, color="#c44e52", lw=2, ls="--", label=f"threshold {threshold:g} ({selected} selected)"
+        )
         ax.legend(fontsize=8)
     ax.set_xlabel("score")
     ax.set_ylabel("samples")

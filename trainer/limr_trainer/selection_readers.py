@@ -59,7 +59,9 @@ def decode_openrlhf(data: bytes | memoryview, where: str = "") -> tuple[list[str
     try:
         rows = _DECODER.decode(data)
     except msgspec.DecodeError as e:
-        raise InputError(f"{where}: not a list of {{prompt, response, reward, response_length}}: {e}") from None
+        raise InputError(
+            f"{where}: not a list of {{prompt, response, reward, response_length}}: {e}"
+        ) from None
     prompts = list(map(_PROMPT, rows))
     rewards = np.fromiter(map(_REWARD, rows), dtype=np.float64, count=len(rows))
     return prompts, rewards
@@ -112,7 +114,9 @@ def openrlhf_steps(uri: str, steps_per_epoch: int, max_epochs: int | None) -> li
     return sorted(out)
 
 
-def _read_steps(uri: str, steps: list[tuple[int, str]], acc: TrajectoryAccumulator, steps_per_epoch: int) -> ReadStats:
+def _read_steps(
+    uri: str, steps: list[tuple[int, str]], acc: TrajectoryAccumulator, steps_per_epoch: int
+) -> ReadStats:
     storage = _storage(uri)
     stats = ReadStats()
     reader = _FileReader(uri, storage)
@@ -157,7 +161,9 @@ def read_openrlhf(
     for proc, job in procs:
         out, err = proc.communicate(job)
         if proc.returncode != 0:
-            errors.append(err.decode(errors="replace").strip().splitlines()[-1:] or [f"reader exited {proc.returncode}"])
+            errors.append(
+                err.decode(errors="replace").strip().splitlines()[-1:] or [f"reader exited {proc.returncode}"]
+            )
             continue
         state, files = pickle.loads(out)
         acc.merge(state)
@@ -213,7 +219,9 @@ def read_records(uri: str, acc: TrajectoryAccumulator, max_epochs: int | None = 
     stats = ReadStats()
     for key in keys:
         try:
-            table = pq.read_table(pa.BufferReader(storage.get_bytes(key)), columns=["epoch", "prompt_id", "reward"])
+            table = pq.read_table(
+                pa.BufferReader(storage.get_bytes(key)), columns=["epoch", "prompt_id", "reward"]
+            )
         except (pa.ArrowInvalid, KeyError) as e:
             raise InputError(f"{storage.uri(key)}: not a reward-record Parquet file: {e}") from None
         if table.num_rows == 0:

@@ -88,7 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for row, res in zip(rows, results):
         counts[res.reason] = counts.get(res.reason, 0) + 1
-        out.append(json.dumps({**row, "reward": res.reward, "reason": res.reason, "extracted": res.answer}, ensure_ascii=False) + "\n")
+        out.append(
+            json.dumps(
+                {**row, "reward": res.reward, "reason": res.reason, "extracted": res.answer},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     write_atomic(args.output, out)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"limr reward: {len(rows)} rows -> {args.output} ({summary})")
