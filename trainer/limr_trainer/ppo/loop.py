@@ -406,7 +406,7 @@ def run_ppo_phase(job: LIMRJob, phase_name: str, prompt_ids: list[str] | None = 
                    "resumed_from": None if resume is None else resume["step"],
                    "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
                    "accuracy_last": metrics.rows[-1]["accuracy"] if metrics.rows else None,
-                   "final_model": storage.uri(final_model_prefix(name, phase)) if last_step == plan.total_steps else None,
+                   "final_model": storage.uri(final_model_prefix(name, phase).rstrip("/")) if last_step == plan.total_steps else None,
                    "records": storage.uri(layout.rewards_prefix(name, phase).rstrip("/"))}
         if progress:
             progress({"event": "end", **summary})
