@@ -75,3 +75,27 @@ def test_score_batch_inside_a_ray_task():
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_every_math500_gold_scores_plus_one():
+    """The full MATH500 gold set, through the batch API and through math-verify alone (no short cut)."""
+    from pathlib import Path
+
+    from limr_trainer import reward as R
+
+    data = (
+        Path(__file__).resolve().parents[2].parent
+        / "shared"
+        / "data"
+        / "limr"
+        / "eval"
+        / "data"
+        / "math500.jsonl"
+    )
+    if not data.exists():
+        pytest.skip(f"LIMR data not found at {data}: the gold check needs ../shared/data/limr")
+    golds = [json.loads(line)["answer"] for line in data.open()]
+    results = R.score_batch([{"response": f"Thus $\\boxed{{{g}}}$.", "answer": g} for g in golds], workers=2)
+    assert [g for g, r in zip(golds, results) if r.reward != 1.0] == []
+    missed = [g for g in golds if not R.equivalent(g, g, shortcut=False)]
+    assert len(missed) <= len(golds) // 1000, missed
