@@ -144,15 +144,38 @@ def has_repeated_unit(text: str, min_unit: int = MIN_UNIT, min_repeats: int = MI
     if n < min_unit * min_repeats:
         return False
     a = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-    lengths = np.arange(min_unit, n // min_repeats + 1)
-    counts = (n - 1) // lengths + 1  # samples at 0, L, 2L, ... < n
+    need = min_repeats - 1
+    all_lengths = np.arange(min_unit, n // min_repeats + 1)
+    all_counts = (n - 1) // all_lengths + 1  # samples at 0, L, 2L, ... < n
+    # blocks of unit lengths with at most ~2M samples each, so memory stays bounded on huge texts
+    bounds = np.searchsorted(
+        np.cumsum(all_counts), np.arange(1, all_counts.sum() // _SAMPLE_BLOCK + 2) * _SAMPLE_BLOCK
+    )
+    start = 0
+    for stop in [*bounds.tolist(), len(all_lengths)]:
+        stop = max(stop, start + 1)
+        lengths, counts = all_lengths[start:stop], all_counts[start:stop]
+        start = stop
+        if len(lengths) == 0:
+            break
+        if _candidates_repeat(a, lengths, counts, need):
+            return True
+        if start >= len(all_lengths):
+            break
+    return False
+
+
+_SAMPLE_BLOCK = 1 << 21
+
+
+def _candidates_repeat(a: np.ndarray, lengths: np.ndarray, counts: np.ndarray, need: int) -> bool:
+    """has_repeated_unit for the unit lengths `lengths` (counts: samples per length)."""
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     group = np.repeat(np.arange(len(lengths)), counts)
     pos = (np.arange(int(counts.sum())) - starts[group]) * lengths[group]
     v = a[pos]
     eq = (v[1:] == v[:-1]) & (group[1:] == group[:-1])
-    need = min_repeats - 1
     c = np.zeros(len(eq) + 1, dtype=np.int64)
     np.cumsum(eq, out=c[1:])
     hits = np.flatnonzero(c[need:] - c[:-need] == need)
