@@ -74,3 +74,12 @@ def test_missing_field_and_wrong_types():
         validate(t.append_column("response", pa.array(["text"])))
     with pytest.raises(RecordError, match="missing columns: truncated"):
         validate(t.drop_columns(["truncated"]))
+
+
+def test_a_job_with_other_reward_levels():
+    levels = (2.0, 0.0, -3.0)
+    rows = [{**ROW, "reward": 2.0}, {**ROW, "reward": -3.0, "correct": False, "format_error": "truncated"}]
+    assert table_from_rows(rows, reward_values=levels).num_rows == 2
+    with pytest.raises(RecordError, match="values outside"):
+        table_from_rows(rows)  # LIMR's levels by default
+    assert table_from_rows(rows, reward_values=None).num_rows == 2  # schema only

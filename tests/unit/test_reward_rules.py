@@ -126,3 +126,12 @@ def test_equivalent_answers_score_plus_one_through_math_verify(gold, answer):
 )
 def test_different_answers_are_wrong(gold, answer):
     assert not R.equivalent(gold, answer)
+
+
+def test_reward_values_map_the_three_levels():
+    levels = R.RewardValues(correct=2.0, wrong=0.0, format_error=-3.0)
+    assert levels.apply(R.check(GOOD, "5")).reward == 2.0
+    assert levels.apply(R.check(GOOD, "6")).reward == 0.0
+    bad = levels.apply(R.check("no box", "5"))
+    assert (bad.reward, bad.reason, bad.format_error) == (-3.0, R.NO_BOXED, R.NO_BOXED)
+    assert R.DEFAULT_VALUES.apply(R.check(GOOD, "6")).reward == -0.5

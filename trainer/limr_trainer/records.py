@@ -33,7 +33,9 @@ class RecordError(ValueError):
     """A table or row that does not follow the reward-record schema."""
 
 
-def table_from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+def table_from_rows(
+    rows: Iterable[Mapping[str, Any]], reward_values: tuple[float, float, float] | None = REWARD_VALUES
+) -> pa.Table:
     """Build a validated table from dict rows (`format_error` may be absent = null)."""
     cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     for i, row in enumerate(rows):
@@ -46,12 +48,16 @@ def table_from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         table = pa.table(cols, schema=SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
         raise RecordError(f"rows do not fit the reward-record schema: {e}") from e
-    validate(table)
-    return table
+    return validate(table, reward_values)
 
 
-def validate(table: pa.Table) -> pa.Table:
-    """Check schema (names, types, nulls) and values; return the table cast to SCHEMA's field order."""
+def validate(table: pa.Table, reward_values: tuple[float, float, float] | None = REWARD_VALUES) -> pa.Table:
+    """Check schema (names, types, nulls) and values; return the table in SCHEMA's column order.
+
+    `reward_values` = the job's (correct, wrong, format error) levels: rewards must be one of them,
+    `correct` exactly when reward is the first, `format_error` set exactly when it is the last.
+    None skips the value checks (only the schema is checked).
+    """
     import pyarrow.compute as pc
 
     names = set(table.schema.names)
@@ -69,20 +75,22 @@ def validate(table: pa.Table) -> pa.Table:
         if not field.nullable and col.null_count:
             raise RecordError(f"column {field.name}: {col.null_count} null value(s)")
     if table.num_rows:
-        bad = pc.invert(pc.is_in(table.column("reward"), value_set=pa.array(REWARD_VALUES, pa.float32())))
-        if pc.any(bad).as_py():
-            raise RecordError(f"column reward: values outside {REWARD_VALUES}")
         for name in ("epoch", "step", "sample", "response_length"):
             if pc.min(table.column(name)).as_py() < 0:
                 raise RecordError(f"column {name}: negative value")
-        correct = table.column("correct")
-        reward_one = pc.equal(table.column("reward"), pa.scalar(1.0, pa.float32()))
-        if not pc.all(pc.equal(correct, reward_one)).as_py():
-            raise RecordError("columns correct and reward disagree (correct must be exactly reward == 1.0)")
-        fmt_null = pc.is_null(table.column("format_error"))
-        reward_minus1 = pc.equal(table.column("reward"), pa.scalar(-1.0, pa.float32()))
-        if not pc.all(pc.not_equal(fmt_null, reward_minus1)).as_py():
+    if table.num_rows and reward_values is not None:
+        correct_v, _, format_v = (pa.scalar(v, pa.float32()) for v in reward_values)
+        reward = table.column("reward")
+        bad = pc.invert(pc.is_in(reward, value_set=pa.array(reward_values, pa.float32())))
+        if pc.any(bad).as_py():
+            raise RecordError(f"column reward: values outside {reward_values}")
+        if not pc.all(pc.equal(table.column("correct"), pc.equal(reward, correct_v))).as_py():
             raise RecordError(
-                "columns format_error and reward disagree (format_error set exactly when reward == -1)"
+                f"columns correct and reward disagree (correct must be exactly reward == {reward_values[0]})"
             )
-    return table.cast(SCHEMA)
+        fmt_null = pc.is_null(table.column("format_error"))
+        if not pc.all(pc.not_equal(fmt_null, pc.equal(reward, format_v))).as_py():
+            raise RecordError(
+                f"columns format_error and reward disagree (format_error set exactly when reward == {reward_values[2]})"
+            )
+    return table

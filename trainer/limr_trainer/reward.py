@@ -75,7 +75,7 @@ class RewardResult:
     @property
     def format_error(self) -> str | None:
         """The format rule that fired (the records' `format_error`), or None."""
-        return self.reason if self.reward == FORMAT_REWARD else None
+        return None if self.reason in (CORRECT, WRONG) else self.reason
 
 
 def format_error_result(reason: str, answer: str | None = None) -> RewardResult:
@@ -303,27 +303,61 @@ def as_item(item: RewardItem | Mapping[str, Any] | tuple) -> RewardItem:
     return RewardItem(*item)
 
 
+@dataclass(frozen=True, slots=True)
+class RewardValues:
+    """The three reward levels (LIMRJob `spec.reward`: correct, wrong, formatError)."""
+
+    correct: float = CORRECT_REWARD
+    wrong: float = WRONG_REWARD
+    format_error: float = FORMAT_REWARD
+
+    def apply(self, result: RewardResult) -> RewardResult:
+        """`result` with its reward taken from these levels (reason and correctness unchanged)."""
+        if result.correct:
+            value = self.correct
+        elif result.reason == WRONG:
+            value = self.wrong
+        else:
+            value = self.format_error
+        return (
+            result
+            if value == result.reward
+            else RewardResult(value, result.correct, result.reason, result.answer)
+        )
+
+
+DEFAULT_VALUES = RewardValues()
+
+
 def score_batch(
     items: Iterable[RewardItem | Mapping[str, Any] | tuple],
     workers: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    values: RewardValues = DEFAULT_VALUES,
 ) -> list[RewardResult]:
     """Score many responses over `workers` processes (default: usable CPUs), `timeout` s per answer.
 
     Uses a process pool kept for the life of this process (one per worker count); safe from any
-    thread. A timeout or crash gives that answer -1 (checker_timeout / checker_error).
+    thread. A timeout or crash gives that answer the format-error reward (checker_timeout /
+    checker_error). `values` sets the three reward levels (default 1 / -0.5 / -1).
     """
     from .reward_pool import shared_pool
 
-    return shared_pool(workers).map([as_item(i) for i in items], timeout=timeout)
+    results = shared_pool(workers).map([as_item(i) for i in items], timeout=timeout)
+    return results if values == DEFAULT_VALUES else [values.apply(r) for r in results]
 
 
 def score(
-    response: str, answer: str, truncated: bool = False, timeout: float = DEFAULT_TIMEOUT
+    response: str,
+    answer: str,
+    truncated: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    values: RewardValues = DEFAULT_VALUES,
 ) -> RewardResult:
     """Score one response (in a worker process, with a timeout). See score_batch."""
     from .reward_pool import shared_pool
 
-    return shared_pool(None, prefer_existing=True).map(
+    result = shared_pool(None, prefer_existing=True).map(
         [RewardItem(response, answer, truncated)], timeout=timeout
     )[0]
+    return values.apply(result)

@@ -1,7 +1,8 @@
 """Readers that stream rollout rewards into a `lim.TrajectoryAccumulator`.
 
 - `read_records(uri, acc)`: our Parquet reward records (`.../epoch=EEEE/step=SSSSSS.parquet` under a
-  storage prefix, local or s3://); only the epoch, prompt_id and reward columns are read.
+  storage prefix, local or s3://); only the epoch, prompt_id and correct columns are read
+  (`correct` is the record's "reward is exactly +1" under LIMR's levels, whatever levels a job sets).
 - `read_openrlhf(uri, acc, steps_per_epoch, max_epochs)`: LIMR's own OpenRLHF dumps, `step_N.json`
   files directly in a folder (steps numbered from 1; step N belongs to data epoch
   (N-1) // steps_per_epoch; only steps of the first `max_epochs` epochs are read). Each file is a
@@ -220,7 +221,7 @@ def read_records(uri: str, acc: TrajectoryAccumulator, max_epochs: int | None = 
     for key in keys:
         try:
             table = pq.read_table(
-                pa.BufferReader(storage.get_bytes(key)), columns=["epoch", "prompt_id", "reward"]
+                pa.BufferReader(storage.get_bytes(key)), columns=["epoch", "prompt_id", "correct"]
             )
         except (pa.ArrowInvalid, KeyError) as e:
             raise InputError(f"{storage.uri(key)}: not a reward-record Parquet file: {e}") from None
@@ -232,7 +233,8 @@ def read_records(uri: str, acc: TrajectoryAccumulator, max_epochs: int | None = 
             ids.dictionary.to_pylist(),
             ids.indices.to_numpy(zero_copy_only=False),
             table.column("epoch").to_numpy(),
-            table.column("reward").to_numpy(),
+            # `correct` is "reward exactly +1" under LIMR's levels, and stays right if a job changes them
+            table.column("correct").to_numpy(zero_copy_only=False).astype(np.float64),
         )
         stats.files += 1
         stats.rollouts += table.num_rows
