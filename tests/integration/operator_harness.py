@@ -4,6 +4,7 @@ LIMRJob and KubeRay CRDs, the real operator under kopf's KopfRunner, and a clien
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -32,17 +33,23 @@ RAYJOB_FALLBACK = {"spec": {"group": "ray.io", "scope": "Namespaced", "names": {
                             "versions": [{"name": "v1", "subresources": {"status": {}}}]}}
 
 
+@functools.lru_cache(maxsize=None)
+def _load_yaml(path: Path) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the KubeRay CRD is 1.4 MB
+    return yaml.load(path.read_text(), Loader=loader)
+
+
 def kuberay_crd() -> tuple[dict[str, Any], bool]:
     path = KUBERAY / "ray.io_rayjobs.yaml"
     if path.exists():
-        return yaml.safe_load(path.read_text()), True
+        return _load_yaml(path), True
     print(f"WARNING: KubeRay CRDs missing at {KUBERAY}: registering rayjobs by name only", file=sys.stderr)
     return RAYJOB_FALLBACK, False
 
 
 def setup_api(validate: bool = True) -> Callable[[KubeEmulator], None]:
     def setup(api: KubeEmulator) -> None:
-        crd = yaml.safe_load(LIMR_CRD.read_text())
+        crd = _load_yaml(LIMR_CRD)
         checker = None
         if validate:
             from crd_check import crd_errors

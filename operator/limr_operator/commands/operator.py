@@ -48,7 +48,8 @@ def main(argv: list[str]) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=args.standalone,
-        peering_name=args.peering_name,
+        # A peering name makes peering mandatory (kopf.dev KopfPeering CRDs must be installed).
+        peering_name=None if args.standalone else args.peering_name,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
     ))
     return 0
