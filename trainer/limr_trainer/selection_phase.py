@@ -98,7 +98,7 @@ def run(job: Any, storage: Storage, rows: list[dict[str, Any]]) -> dict[str, Any
     storage.put_bytes(layout.plot_key(name, "score_histogram.png"), selection_plots.histogram_png(
         np.asarray(result.scores), result.threshold, size,
         title=f"{name}: {sel.strategy} scores of {len(result.keys)} samples"))
-    return {
+    summary = {
         "strategy": sel.strategy,
         "threshold": result.threshold,
         "scored": len(result.keys),
@@ -111,6 +111,8 @@ def run(job: Any, storage: Storage, rows: list[dict[str, Any]]) -> dict[str, Any
         "mean_curve": [round(float(v), 4) for v in result.mean_curve],
         "questions": size,
     }
+    storage.put_json(layout.summary_key(name), summary)
+    return summary
 
 
 def arm_ids(storage: Storage, job_name: str, arm: str) -> list[str]:

@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
     name = phases.step_phase(args.phase, args.arm)
     print(f"limr phase {name} of job {job.metadata.name}, attempt {args.attempt}, storage {storage.uri()}",
           flush=True)
-    job = phases.resolve_model(job)
+    if args.phase != "selection":  # selection reads records only: no model needed
+        job = phases.resolve_model(job)
     needs_ray = args.phase != "selection" and not args.no_ray
     if needs_ray:
         import ray

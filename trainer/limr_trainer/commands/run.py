@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -15,6 +16,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
     return parser.parse_args(argv)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop cleanly (also when started in the background, where the shell
+    leaves SIGINT ignored)."""
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def main(argv: list[str]) -> int:
@@ -35,6 +47,7 @@ def main(argv: list[str]) -> int:
     from limr_trainer.pipeline import run_job
 
     console = Console()
+    _interrupt_on_signals()
     try:
         run_job(job, storage_override=args.storage_override, console=console, num_cpus=args.num_cpus)
     except KeyboardInterrupt:
