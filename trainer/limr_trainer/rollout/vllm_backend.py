@@ -43,7 +43,10 @@ class VLLMEngine:
         kwargs = dict(model=model_dir, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                       seed=seed, worker_extension_cls=EXTENSION, enable_prefix_caching=True)
         if device == "cpu":
-            kwargs.update(dtype="float32" if dtype in ("auto", "float32") else dtype, enforce_eager=True)
+            # vLLM's CPU generator cannot rewind, which seeded requests need after a partial (chunked)
+            # prefill: schedule every prompt whole instead.
+            kwargs.update(dtype="float32" if dtype in ("auto", "float32") else dtype, enforce_eager=True,
+                          enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
         else:
             kwargs.update(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                           distributed_executor_backend="ray" if tensor_parallel_size > 1 else "uni")
