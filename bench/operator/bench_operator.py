@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from operator_harness import KUBECONFIG, Cluster  # noqa: E402
+from operator_harness import KUBECONFIG, Cluster
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ import json
 from typing import Any
 
 import yaml
-
 from limr_trainer.spec import API_VERSION, KIND, LIMRJob, LIMRJobSpec, WorkerGroup, to_manifest
 
 from .naming import child_name

@@ -17,11 +17,10 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-
 from limr_trainer.spec import GROUP, PLURAL, VERSION, JobError, load_job
 
 from . import builders, kube, metrics
@@ -56,7 +55,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.probe(id="jobs")
-def jobs_probe(**_: Any) -> int:
+async def jobs_probe(**_: Any) -> int:
     """Liveness detail: how many LIMRJobs this operator tracks."""
     return sum(int(metrics.JOBS.labels(phase=p)._value.get()) for p in metrics.PHASES)
 
@@ -76,14 +75,15 @@ def _snapshot(body: Any) -> dict[str, Any]:
             "status": dict(body.get("status") or {})}
 
 
+# Indexers are async so they run on the event loop, never queued behind reconciles in the thread pool.
 @kopf.index("ray.io", "v1", "rayjobs", labels=CHILD_FILTER)
-def limr_rayjobs(body: Any, namespace: str, **_: Any):
+async def limr_rayjobs(body: Any, namespace: str, **_: Any):
     key = _owner_key(body, namespace)
     return {key: _snapshot(body)} if key else None
 
 
 @kopf.index("batch", "v1", "jobs", labels=CHILD_FILTER)
-def limr_jobs(body: Any, namespace: str, **_: Any):
+async def limr_jobs(body: Any, namespace: str, **_: Any):
     key = _owner_key(body, namespace)
     return {key: _snapshot(body)} if key else None
 
@@ -109,7 +109,7 @@ def _summary(job: Any, namespace: str, memo: Any, logger: Any) -> dict[str, Any]
                             creds.get(st.secretRef.secretAccessKeyKey) if st.secretRef else None)
     except SummaryUnavailable as exc:
         logger.warning(f"selection summary not readable yet: {exc}")
-    except Exception as exc:  # the Secret is missing or unreadable: status still progresses
+    except Exception as exc:  # noqa: BLE001  (Secret missing or unreadable: status still progresses)
         logger.warning(f"selection summary: cannot read credentials Secret: {type(exc).__name__}")
     return None
 
@@ -129,8 +129,8 @@ def _update_metrics(namespace: str, name: str, status: dict[str, Any], transitio
         start, end = ps.get("startTime"), ps.get("completionTime")
         if not start:
             continue
-        t0 = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        t1 = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else now
+        t0 = datetime.fromisoformat(start)
+        t1 = datetime.fromisoformat(end) if end else now
         metrics.PHASE_DURATION.labels(namespace=namespace, job=name, phase=key).set((t1 - t0).total_seconds())
 
 
@@ -146,7 +146,7 @@ def run_reconcile(body: Any, uid: str, name: str, namespace: str, memo: Any, log
 
 
 def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, limr_jobs) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # Status this process wrote last is authoritative over a body the watch has not refreshed yet.
     status = memo.get("status") or dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
@@ -180,7 +180,7 @@ def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, li
     _update_metrics(namespace, name, result.status, result.transitions, result.retries, now)
 
 
-_KW = dict(group=GROUP, version=VERSION, plural=PLURAL)
+_KW = {"group": GROUP, "version": VERSION, "plural": PLURAL}
 
 
 @kopf.on.create(**_KW)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from limr_trainer.spec import LIMRJob
@@ -55,14 +55,14 @@ class Result:
 
 
 def rfc3339(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value)
     except ValueError:
         return None
 
@@ -118,9 +118,9 @@ class _Reconciler:
             self.start(step, ps, attempt + 1, f" (retry {attempt} of {self.spec.backoffLimit})")
             return
         ps.update(state="Failed", completionTime=self.now)
-        self.failure = ("BackoffLimitExceeded",
-                        f"{step.key} failed {attempt} time(s) (backoffLimit {self.spec.backoffLimit}); "
-                        f"last: {outcome.message}")
+        message = (f"{step.key} failed {attempt} time(s) (backoffLimit {self.spec.backoffLimit}); "
+                   f"last: {outcome.message}")
+        self.failure = ("BackoffLimitExceeded", message)
 
     def step(self, step: Step) -> str:
         """Advance one step; returns its state."""

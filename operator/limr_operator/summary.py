@@ -38,7 +38,7 @@ def read_summary(uri: str, endpoint: str | None = None, region: str | None = Non
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 raise SummaryUnavailable(f"{uri}: {type(exc).__name__}: {exc}") from None
         else:
-            path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+            path = Path(uri.removeprefix("file://"))
             try:
                 body = path.read_bytes()
             except OSError as exc:

@@ -65,7 +65,7 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
@@ -235,7 +235,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     break
                 try:
                     await asyncio.wait_for(tick.wait(), timeout=min(left, 5.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
@@ -343,7 +343,7 @@ class EmulatorThread:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._main())
-        except BaseException as exc:  # surfaced by start()
+        except BaseException as exc:  # noqa: BLE001  (surfaced by start())
             self.error = exc
             self._ready.set()
 
@@ -356,7 +356,7 @@ class EmulatorThread:
             self._ready.set()
             await self._stop.wait()
 
-    def start(self) -> "EmulatorThread":
+    def start(self) -> EmulatorThread:
         self._thread.start()
         self._ready.wait(30)
         if self.error or not self.url:

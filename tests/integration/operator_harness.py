@@ -9,8 +9,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -27,13 +28,13 @@ os.environ.setdefault("LIMR_SUMMARY_RETRY", "0.3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests"))
 
-from kube_emulator import EmulatorThread, KubeEmulator, kubeconfig  # noqa: E402
+from kube_emulator import EmulatorThread, KubeEmulator, kubeconfig
 
 RAYJOB_FALLBACK = {"spec": {"group": "ray.io", "scope": "Namespaced", "names": {"plural": "rayjobs", "kind": "RayJob"},
                             "versions": [{"name": "v1", "subresources": {"status": {}}}]}}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_yaml(path: Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the KubeRay CRD is 1.4 MB
     return yaml.load(path.read_text(), Loader=loader)

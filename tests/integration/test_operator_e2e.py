@@ -9,10 +9,11 @@ import time
 import urllib.request
 
 import pytest
+from conftest import free_port
 from operator_harness import Cluster, operator_args, wait_for
 
 kopf_testing = pytest.importorskip("kopf.testing", reason="KOPF MISSING: pip install kopf (make venv)")
-from prometheus_client import REGISTRY  # noqa: E402
+from prometheus_client import REGISTRY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 OK = ("Complete", "SUCCEEDED")
@@ -73,7 +74,7 @@ def test_pending_to_succeeded_through_all_phases(cluster, s3_server, s3_bucket, 
         steps = [("happy-baseline-1", "RayJob"), ("happy-select-1", "Job"), ("happy-retrain-1", "RayJob"),
                  ("happy-retrain-random-1", "RayJob"), ("happy-eval-1", "RayJob")]
         for child_name, kind in steps:
-            obj = wait_for(lambda: child(cluster, ns, child_name, kind), what=f"{kind} {child_name}")
+            obj = wait_for(lambda n=child_name, k=kind: child(cluster, ns, n, k), what=f"{kind} {child_name}")
             assert obj["metadata"]["ownerReferences"][0]["uid"] == uid
             if kind == "RayJob":
                 cluster.set_rayjob(ns, child_name, "Running", "RUNNING")
@@ -81,8 +82,13 @@ def test_pending_to_succeeded_through_all_phases(cluster, s3_server, s3_bucket, 
             else:
                 cluster.set_job(ns, child_name, "Complete")
         wait_for(lambda: phase(cluster, ns, name) == "Succeeded", what="phase Succeeded")
+        wait_for(lambda: [e["reason"] for e in events(cluster, ns, name)].count("PhaseChanged") >= 5,
+                 what="an Event per transition")
         status = wait_for(lambda: (cluster.job(ns, name) or {}).get("status", {}).get("samples", {}).get("total")
                           and cluster.job(ns, name)["status"], what="sample counts from summary.json")
+        wait_for(lambda: "SelectionSummary" in [e["reason"] for e in events(cluster, ns, name)], what="summary Event")
+        wait_for(lambda: REGISTRY.get_sample_value("limr_operator_samples_selected", {"namespace": ns, "job": name}),
+                 what="samples metric")
     assert r.exception is None, r.output
     assert status["selectedOfTotal"] == "1389/8523"
     assert status["samples"] == {"total": 8523, "selected": 1389, "dropped": 0}
@@ -108,10 +114,14 @@ def test_failed_rayjob_is_retried_then_the_job_fails(cluster):
         wait_for(lambda: child(cluster, ns, "flaky-baseline-1"), what="attempt 1")
         cluster.set_rayjob(ns, "flaky-baseline-1", "Failed", "FAILED", message="CUDA OOM")
         wait_for(lambda: child(cluster, ns, "flaky-baseline-2"), what="attempt 2")
-        assert (cluster.job(ns, name)["status"]["phases"]["baseline"]["attempts"]) == 2
+        wait_for(lambda: cluster.job(ns, name)["status"]["phases"]["baseline"]["attempts"] == 2, what="attempts 2")
         cluster.set_rayjob(ns, "flaky-baseline-2", "Running", "STOPPED")
         wait_for(lambda: phase(cluster, ns, name) == "Failed", what="phase Failed")
-        wait_for(lambda: any(e["reason"] == "BackoffLimitExceeded" for e in events(cluster, ns, name)), what="event")
+        wait_for(lambda: REGISTRY.get_sample_value("limr_operator_rayjob_retries_total",
+                                                   {"namespace": ns, "job": name, "phase": "baseline"}),
+                 what="retry metric")
+        wait_for(lambda: {"RayJobFailed", "RayJobStopped", "BackoffLimitExceeded"}
+                 <= {e["reason"] for e in events(cluster, ns, name) if e["type"] == "Warning"}, what="Warnings")
     assert r.exception is None, r.output
     failed = condition(cluster, ns, name, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "BackoffLimitExceeded"
@@ -176,8 +186,8 @@ def test_delete_removes_the_finalizer_and_children_are_owned(cluster):
         uid = cluster.create_job(limr_job(name, ns))["metadata"]["uid"]
         wait_for(lambda: child(cluster, ns, "doomed-baseline-1"), what="RayJob")
         assert "limr.io/finalizer" in cluster.job(ns, name)["metadata"]["finalizers"]
-        annotations = cluster.job(ns, name)["metadata"].get("annotations", {})
-        assert any(k.startswith("limr.io/") for k in annotations), annotations
+        wait_for(lambda: any(k.startswith("limr.io/") for k in cluster.job(ns, name)["metadata"].get("annotations", {})),
+                 what="kopf progress kept in limr.io/ annotations")
         cluster.custom.delete_namespaced_custom_object("limr.io", "v1alpha1", ns, "limrjobs", name)
         wait_for(lambda: cluster.job(ns, name) is None, what="LIMRJob gone")
         wait_for(lambda: any(e["reason"] == "Deleted" for e in events(cluster, ns, name)), what="Deleted event")
@@ -213,7 +223,8 @@ def test_objects_the_crd_rejects_never_reach_reconcile(cluster):
 
 def test_unexpected_rayjob_status_is_a_condition_not_a_crash(cluster):
     ns, name = "e2e-weird", "odd"
-    with runner(["--liveness=http://127.0.0.1:18765/healthz"]) as r:
+    port = free_port()
+    with runner([f"--liveness=http://127.0.0.1:{port}/healthz"]) as r:
         cluster.create_job(limr_job(name, ns))
         wait_for(lambda: child(cluster, ns, "odd-baseline-1"), what="RayJob")
         cluster.set_rayjob(ns, "odd-baseline-1", "Exploding", "SIDEWAYS")
@@ -221,7 +232,7 @@ def test_unexpected_rayjob_status_is_a_condition_not_a_crash(cluster):
                        what="Degraded condition")
         assert deg["reason"] == "UnknownRayJobStatus" and "'Exploding'" in deg["message"]
         assert phase(cluster, ns, name) == "Baseline"
-        health = json.loads(urllib.request.urlopen("http://127.0.0.1:18765/healthz", timeout=5).read())
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
         assert "jobs" in health
         cluster.set_rayjob(ns, "odd-baseline-1", *OK)
         wait_for(lambda: phase(cluster, ns, name) == "Selection", what="recovers on a known status")

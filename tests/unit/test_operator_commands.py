@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-
 from limr_operator import metrics
 from limr_operator.commands import operator as operator_cmd
 from limr_operator.commands import render

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from limr_operator.reconcile import invalid_spec_status, needs_summary, reconcile, status_patch
 from operator_fixtures import job_dict, load
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 T0 = "2026-11-25T11:00:00Z"
 
 

@@ -4,19 +4,18 @@ would check the status subresource), through a whole run, a failing run and an i
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-
 from limr_operator.reconcile import invalid_spec_status, reconcile
 from operator_fixtures import REPO, job_dict, load
 
 sys.path.insert(0, str(REPO / "tests"))
 crd_check = pytest.importorskip("crd_check", reason="tests/crd_check.py (CRD validation helper) is missing")
 CRD_PATH = REPO / "manifests" / "crd" / "limr.io_limrjobs.yaml"
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

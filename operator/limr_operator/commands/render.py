@@ -10,7 +10,6 @@ import argparse
 import sys
 
 import yaml
-
 from limr_trainer.spec import JobError, load_job
 
 from .. import builders
