@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -113,6 +114,12 @@ class Cluster:
     def set_job(self, ns: str, name: str, condition: str) -> None:
         body = {"status": {"conditions": [{"type": condition, "status": "True", "reason": condition}]}}
         self.batch.patch_namespaced_job_status(name, ns, body)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

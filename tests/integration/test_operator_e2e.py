@@ -9,8 +9,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import free_port
-from operator_harness import Cluster, operator_args, wait_for
+from operator_harness import Cluster, free_port, operator_args, wait_for
 
 kopf_testing = pytest.importorskip("kopf.testing", reason="KOPF MISSING: pip install kopf (make venv)")
 from prometheus_client import REGISTRY
