@@ -8,7 +8,8 @@ repaired on the next tick, and deterministic child names make repeats harmless.
 
 Settings come from the environment so `kopf run -m limr_operator.handlers` and `limr operator`
 behave the same: LIMR_RECONCILE_INTERVAL (s, default 10), LIMR_PEERING_NAME (default
-limr-operator), LIMR_OPERATOR_METRICS_PORT (serve /metrics when set), LIMR_SUMMARY_RETRY (s, 60).
+limr-operator), LIMR_OPERATOR_METRICS_PORT (serve /metrics when set), LIMR_SUMMARY_RETRY (s, 60),
+LIMR_METRICS_POLL (s between reads of the running phase's metrics.jsonl tail, 60).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import kopf
 from limr_trainer.spec import GROUP, PLURAL, VERSION, JobError, load_job
 
 from . import builders, kube, metrics
-from .layout import summary_uri
-from .reconcile import invalid_spec_status, needs_summary, reconcile, status_patch
-from .summary import SummaryUnavailable, read_summary
+from .layout import metrics_uri, summary_uri
+from .reconcile import invalid_spec_status, metrics_step, needs_summary, reconcile, status_patch
+from .summary import SummaryUnavailable, read_last_jsonl, read_summary
 
 FINALIZER = "limr.io/finalizer"
 PREFIX = "limr.io"
 INTERVAL = float(os.environ.get("LIMR_RECONCILE_INTERVAL", "10"))
 SUMMARY_RETRY = float(os.environ.get("LIMR_SUMMARY_RETRY", "60"))
+METRICS_POLL = float(os.environ.get("LIMR_METRICS_POLL", "60"))
 CHILD_FILTER = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
 
 log = logging.getLogger("limr_operator")
@@ -93,24 +95,26 @@ def _lock(uid: str) -> threading.Lock:
         return _locks.setdefault(uid, threading.Lock())
 
 
-def _summary(job: Any, namespace: str, memo: Any, logger: Any) -> dict[str, Any] | None:
+def _read_storage(what: str, reader: Any, uri: str, job: Any, namespace: str, memo: Any, logger: Any,
+                  every: float) -> dict[str, Any] | None:
+    """Read one stored JSON object with the job's credentials, at most once per `every` seconds."""
     now = time.monotonic()
-    if now - memo.get("summary_tried", -1e9) < SUMMARY_RETRY:
+    if now - memo.get(f"{what}_tried", -1e9) < every:
         return None
-    memo["summary_tried"] = now
+    memo[f"{what}_tried"] = now
     st = job.spec.storage
     creds: dict[str, str] = {}
     try:
         if st.secretRef:
             keys = [st.secretRef.accessKeyIdKey, st.secretRef.secretAccessKeyKey]
             creds = kube.read_secret_keys(namespace, st.secretRef.name, keys)
-        return read_summary(summary_uri(job.spec, job.metadata.name), st.endpoint, st.region,
-                            creds.get(st.secretRef.accessKeyIdKey) if st.secretRef else None,
-                            creds.get(st.secretRef.secretAccessKeyKey) if st.secretRef else None)
+        return reader(uri, st.endpoint, st.region,
+                      creds.get(st.secretRef.accessKeyIdKey) if st.secretRef else None,
+                      creds.get(st.secretRef.secretAccessKeyKey) if st.secretRef else None)
     except SummaryUnavailable as exc:
-        logger.warning(f"selection summary not readable yet: {exc}")
+        logger.debug(f"{what} not readable yet: {exc}")
     except Exception as exc:  # noqa: BLE001  (Secret missing or unreadable: status still progresses)
-        logger.warning(f"selection summary: cannot read credentials Secret: {type(exc).__name__}")
+        logger.warning(f"{what}: cannot read the storage credentials Secret: {type(exc).__name__}")
     return None
 
 
@@ -165,8 +169,16 @@ def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, li
     for index in (limr_rayjobs, limr_jobs):
         for snap in index.get((namespace, uid), []):
             observed[snap["metadata"]["name"]] = snap
-    summary = _summary(job, namespace, memo, logger) if needs_summary(status) else None
-    result = reconcile(job, uid, generation, status, observed, now, summary)
+    summary = None
+    if needs_summary(status):
+        summary = _read_storage("summary", read_summary, summary_uri(job.spec, name), job, namespace, memo,
+                                logger, SUMMARY_RETRY)
+    latest = None
+    if (step_key := metrics_step(status)) is not None:
+        row = _read_storage("metrics", read_last_jsonl, metrics_uri(job.spec, name, step_key), job, namespace,
+                            memo, logger, METRICS_POLL)
+        latest = (step_key, row) if row else None
+    result = reconcile(job, uid, generation, status, observed, now, summary, latest)
     for action in result.actions:
         outcome = kube.apply(action)
         logger.debug(f"{action.verb} {action.kind} {action.name}: {outcome}")

@@ -17,6 +17,10 @@ def summary_uri(spec: LIMRJobSpec, job: str) -> str:
     return f"{job_root(spec, job)}/selection/summary.json"
 
 
+def metrics_uri(spec: LIMRJobSpec, job: str, step_key: str) -> str:
+    return f"{job_root(spec, job)}/{step_key}/metrics.jsonl"
+
+
 def artifacts(spec: LIMRJobSpec, job: str, step_key: str) -> dict[str, str]:
     """URIs a finished step leaves behind, keyed for status.artifacts."""
     root = job_root(spec, job)

@@ -9,6 +9,7 @@ Retries are new attempts (new names) that the trainer resumes from the checkpoin
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +68,17 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+TRAINING_STEPS = ("baseline", "retrain")
+
+
+def metrics_step(status: dict[str, Any]) -> str | None:
+    """The running PPO step (`baseline`, `retrain`, `retrain-<arm>`) whose metrics.jsonl to follow."""
+    for key, ps in (status.get("phases") or {}).items():
+        if ps.get("state") == "Running" and key.split("-")[0] in TRAINING_STEPS:
+            return key
+    return None
+
+
 def needs_summary(status: dict[str, Any]) -> bool:
     """Whether the handler should read selection/summary.json before the next reconcile."""
     sel = (status.get("phases") or {}).get("selection") or {}
@@ -75,12 +87,14 @@ def needs_summary(status: dict[str, Any]) -> bool:
 
 class _Reconciler:
     def __init__(self, job: LIMRJob, uid: str, generation: int | None, status: dict[str, Any],
-                 observed: dict[str, dict[str, Any]], summary: dict[str, Any] | None, now: datetime):
+                 observed: dict[str, dict[str, Any]], summary: dict[str, Any] | None, now: datetime,
+                 latest: tuple[str, dict[str, Any]] | None = None):
         self.job, self.spec, self.uid, self.gen = job, job.spec, uid, generation
         self.name, self.ns = job.metadata.name, job.metadata.namespace
         self.old = status or {}
         self.st = copy.deepcopy(self.old)
         self.observed, self.summary, self.now = observed, summary, rfc3339(now)
+        self.latest = latest
         self.now_dt = now
         self.res = Result()
         self.failure: tuple[str, str] | None = None
@@ -185,6 +199,7 @@ class _Reconciler:
         if not self.spec.baseline.enabled and self.spec.baseline.recordsUri:
             self.st.setdefault("artifacts", {})["baselineRecords"] = self.spec.baseline.recordsUri
         self.apply_summary()
+        self.apply_metrics()
         current = None
         for stage in enabled_stages(self.spec):
             states = [self.step(step) for step in steps_of(self.spec, stage)]
@@ -213,6 +228,18 @@ class _Reconciler:
         self.event("Normal", "SelectionSummary",
                    f"selected {samples.get('selected')} of {samples.get('total')} samples "
                    f"({s.get('strategy', self.spec.selection.strategy)}, threshold {s.get('threshold')})")
+
+    def apply_metrics(self) -> None:
+        """status.metrics from the last metrics.jsonl row of a training step (trainer keys)."""
+        if not self.latest:
+            return
+        key, row = self.latest
+        ok: dict[str, Any] = {"phase": key}
+        for name, value in (("step", row.get("step")), ("rewardMean", row.get("reward_mean")),
+                            ("accuracy", row.get("accuracy"))):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                ok[name] = int(value) if name == "step" else float(value)
+        self.st["metrics"] = ok
 
     def finish(self, phase: str, reconcile_children: bool = True) -> Result:
         old_phase = self.old.get("phase") or "Pending"
@@ -279,13 +306,15 @@ class _Reconciler:
 
 def reconcile(job: LIMRJob, uid: str, generation: int | None, status: dict[str, Any] | None,
               observed: dict[str, dict[str, Any]], now: datetime,
-              summary: dict[str, Any] | None = None) -> Result:
+              summary: dict[str, Any] | None = None,
+              latest_metrics: tuple[str, dict[str, Any]] | None = None) -> Result:
     """Desired actions and the new status of one LIMRJob.
 
     `observed` maps child names to the RayJobs / Jobs the operator sees (owned by this job);
-    `summary` is selection/summary.json once the handler could read it.
+    `summary` is selection/summary.json once the handler could read it; `latest_metrics` is
+    (step key, last metrics.jsonl row) of the running PPO step, when read.
     """
-    return _Reconciler(job, uid, generation, status or {}, observed, summary, now).run()
+    return _Reconciler(job, uid, generation, status or {}, observed, summary, now, latest_metrics).run()
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

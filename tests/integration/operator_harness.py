@@ -25,6 +25,7 @@ KUBECONFIG = Path(tempfile.gettempdir()) / f"limr-operator-tests-{os.getpid()}.k
 os.environ["KUBECONFIG"] = str(KUBECONFIG)
 os.environ.setdefault("LIMR_RECONCILE_INTERVAL", "0.3")
 os.environ.setdefault("LIMR_SUMMARY_RETRY", "0.3")
+os.environ.setdefault("LIMR_METRICS_POLL", "0.3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests"))

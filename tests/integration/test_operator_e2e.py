@@ -75,6 +75,15 @@ def test_pending_to_succeeded_through_all_phases(cluster, s3_server, s3_bucket, 
         for child_name, kind in steps:
             obj = wait_for(lambda n=child_name, k=kind: child(cluster, ns, n, k), what=f"{kind} {child_name}")
             assert obj["metadata"]["ownerReferences"][0]["uid"] == uid
+            if child_name == "happy-baseline-1":  # the trainer streams step metrics; status follows them
+                rows = [{"step": s, "reward_mean": -0.5 + s / 100, "accuracy": s / 100} for s in range(1, 9)]
+                s3_client.put_object(Bucket=s3_bucket, Key=f"runs/{name}/baseline/metrics.jsonl",
+                                     Body="".join(json.dumps(r) + "\n" for r in rows))
+                latest = wait_for(lambda: cluster.job(ns, name).get("status", {}).get("metrics", {}).get("step"),
+                                  what="latest metrics in status")
+                assert latest == 8
+                assert cluster.job(ns, name)["status"]["metrics"] == {"phase": "baseline", "step": 8,
+                                                                      "rewardMean": -0.42, "accuracy": 0.08}
             if kind == "RayJob":
                 cluster.set_rayjob(ns, child_name, "Running", "RUNNING")
                 cluster.set_rayjob(ns, child_name, *OK)

@@ -92,3 +92,14 @@ def test_summary_reader_local(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2")
     with pytest.raises(SummaryUnavailable):
         read_summary(str(tmp_path / "bad.json"))
+
+
+def test_last_jsonl_line_from_the_tail(tmp_path):
+    from limr_operator.summary import read_last_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": i, "reward_mean": i / 10, "pad": "x" * 100}) + "\n" for i in range(500)))
+    assert read_last_jsonl(str(path), tail=1000)["step"] == 499  # first line of the tail is cut: skipped
+    path.write_text("")
+    with pytest.raises(SummaryUnavailable):
+        read_last_jsonl(str(path))

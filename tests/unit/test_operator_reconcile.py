@@ -255,3 +255,19 @@ def test_invalid_spec_status_is_a_clear_condition():
     ready = next(c for c in st["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "InvalidSpec" and "spec.ppo: trainBatchSize" in ready["message"]
     assert st["phase"] == "Pending" and st["observedGeneration"] == 2
+
+
+def test_latest_trainer_metrics_go_to_status():
+    from limr_operator.reconcile import metrics_step
+
+    job = load(job_dict())
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    assert metrics_step(status) == "baseline"
+    assert metrics_step(stage(running(**ALL_DONE, retrain_random=("Running", 1)), "Retrain")) == "retrain-random"
+    assert metrics_step(stage(running(baseline=("Succeeded", 1), selection=("Running", 1)), "Selection")) is None
+    row = {"step": 17, "reward_mean": -0.25, "accuracy": 0.375, "kl": 0.001, "entropy": float("nan")}
+    res = reconcile(job, "u", 1, status, {"demo-baseline-1": rj("demo-baseline-1")}, NOW,
+                    latest_metrics=("baseline", row))
+    assert res.status["metrics"] == {"phase": "baseline", "step": 17, "rewardMean": -0.25, "accuracy": 0.375}
+    bad = reconcile(job, "u", 1, status, {}, NOW, latest_metrics=("baseline", {"step": True, "accuracy": float("inf")}))
+    assert bad.status["metrics"] == {"phase": "baseline"}
