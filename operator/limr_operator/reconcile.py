@@ -205,6 +205,7 @@ class _Reconciler:
             states = [self.step(step) for step in steps_of(self.spec, stage)]
             self.apply_summary()
             if self.failure:
+                self.stop_siblings(stage)
                 return self.finish("Failed")
             if not all(s == "Succeeded" for s in states):
                 current = stage
@@ -212,6 +213,18 @@ class _Reconciler:
         if current is None:
             return self.finish("Succeeded")
         return self.finish("Suspended" if self.spec.suspend else current)
+
+    def stop_siblings(self, stage: str) -> None:
+        """The job failed: delete the still-running workloads of its stage (comparison arms) to free GPUs."""
+        for step in steps_of(self.spec, stage):
+            ps = self.phase_status(step.key)
+            if ps["state"] != "Running":
+                continue
+            name = child_name(self.name, step.phase, ps["attempts"], step.arm)
+            obj = self.observed.get(name)
+            if obj is not None:
+                self.res.actions.append(Action("delete", obj.get("apiVersion", ""), obj.get("kind", ""), name, self.ns))
+            ps.update(state="Failed", completionTime=self.now, message="stopped: another step of the job failed")
 
     def apply_summary(self) -> None:
         s = self.summary
