@@ -27,6 +27,10 @@ def test_render_prints_every_phase(job_file, capsys):
     assert ("Job", "qwen-math-7b-limr-paper-replica-4ac40c-select-1") in kinds
     assert sum(k == "RayJob" for k, _ in kinds) == 6  # baseline, retrain + 3 arms, evaluation
     assert sum(k == "ConfigMap" for k, _ in kinds) == 7
+    from limr_trainer.spec import load_job
+
+    resolved = load_job(yaml.safe_load(docs[0]["data"]["job.yaml"]))  # the block-style ConfigMap round-trips
+    assert resolved.metadata.name == "qwen-math-7b-limr-paper-replication-h100"
 
 
 def test_render_one_phase_and_attempt(job_file, capsys):

@@ -18,6 +18,18 @@ from ..phases import STAGES, all_steps
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMap's job.yaml) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def render(job_path: str, phase: str | None = None, attempt: int = 1) -> list[dict]:
     job = load_job(job_path)
     steps = all_steps(job.spec)
@@ -49,5 +61,5 @@ def main(argv: list[str]) -> int:
     if not objs:
         print(f"limr render: phase {args.phase!r} is not enabled in {args.job}", file=sys.stderr)
         return 2
-    sys.stdout.write(yaml.safe_dump_all(objs, sort_keys=False))
+    sys.stdout.write(yaml.dump_all(objs, Dumper=_Dumper, sort_keys=False))
     return 0
