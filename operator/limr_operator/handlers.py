@@ -59,7 +59,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.probe(id="jobs")
 async def jobs_probe(**_: Any) -> int:
     """Liveness detail: how many LIMRJobs this operator tracks."""
-    return sum(int(metrics.JOBS.labels(phase=p)._value.get()) for p in metrics.PHASES)
+    return metrics.tracked_jobs()
 
 
 def _owner_key(body: Any, namespace: str | None) -> tuple[str | None, str] | None:

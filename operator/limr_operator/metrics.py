@@ -31,6 +31,11 @@ def set_job_phase(namespace: str, name: str, phase: str) -> None:
         _publish()
 
 
+def tracked_jobs() -> int:
+    with _lock:
+        return len(_phase_of)
+
+
 def forget_job(namespace: str, name: str) -> None:
     with _lock:
         _phase_of.pop((namespace, name), None)
