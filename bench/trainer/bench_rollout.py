@@ -73,10 +73,9 @@ def main() -> None:
 
     import ray
     import torch
-    from transformers import AutoTokenizer
-
     from limr_trainer import toy
     from limr_trainer.rollout import SamplingConfig, make_backend
+    from transformers import AutoTokenizer
 
     model = str(toy.ensure_toy_model(REPO / ".cache" / "toy-models", size=args.size))
     tok = AutoTokenizer.from_pretrained(model)

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from limr_trainer import layout, toy
 from limr_trainer.spec import load_job
 
@@ -29,11 +28,10 @@ def need_stack() -> None:
 def test_ppo_raises_reward(tmp_path):
     need_stack()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
-    from prometheus_client import REGISTRY
-
     from limr_trainer import records
     from limr_trainer.ppo import final_model_prefix, run_ppo_phase
     from limr_trainer.storage import open_storage
+    from prometheus_client import REGISTRY
 
     model = toy.ensure_toy_model(CACHE, warm_steps=toy.TOY_WARM_STEPS)
     job = load_job(toy.toy_job(str(model), str(tmp_path / "store"), name="learns", epochs=6))

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from limr_trainer import layout, toy
 
 REPO = Path(__file__).resolve().parents[2]

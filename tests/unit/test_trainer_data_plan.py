@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from limr_trainer import checkpoint, layout, toy
 from limr_trainer.data import DatasetError, load_rows, parse_synthetic, truncate_prompt_ids
 from limr_trainer.metrics import MetricsLog

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from limr_trainer.ppo import core
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse

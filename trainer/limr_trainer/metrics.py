@@ -8,7 +8,7 @@ Prometheus: a `prometheus_client` HTTP server in the driver when LIMR_METRICS_PO
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from limr_trainer import layout
 from limr_trainer.storage import ObjectNotFound, Storage
@@ -46,8 +46,8 @@ class MetricsLog:
 class Prometheus:
     """The trainer's gauges for one (job, phase); a no-op registry-wise when already created."""
 
-    _metrics: dict[str, Any] = {}
-    _server_started = False
+    _metrics: ClassVar[dict[str, Any]] = {}
+    _server_started: ClassVar[bool] = False
 
     def __init__(self, job: str, phase: str, port: int | None = None):
         from prometheus_client import Counter, Gauge, start_http_server

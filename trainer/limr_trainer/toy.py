@@ -35,10 +35,10 @@ PAD_TOKEN = "<|endoftext|>"
 
 # name -> Qwen2 shape; "tiny" is the test model (~1.2M parameters with the toy vocabulary).
 MODEL_SIZES: dict[str, dict] = {
-    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=2,
-                 num_key_value_heads=1, head_dim=64),
-    "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=64),
+    "tiny": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 2,
+                 "num_key_value_heads": 1, "head_dim": 64},
+    "small": {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 4,
+                  "num_key_value_heads": 2, "head_dim": 64},
 }
 
 # difficulty -> (operator, operand range); the mix makes per-sample learning curves differ (LIM needs that).
@@ -197,7 +197,7 @@ def render_chat(tokenizer, question: str, system_prompt: str | None = LIMR_SYSTE
 def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, warm_steps: int = 0,
                      warm_rows: int = 2000, warm_lr: float = 3e-3) -> Path:
     """The toy model folder for these settings, built once under `cache_root` (atomic rename)."""
-    key = json.dumps(dict(size=size, seed=seed, warm_steps=warm_steps, warm_rows=warm_rows, warm_lr=warm_lr, v=1),
+    key = json.dumps({"size": size, "seed": seed, "warm_steps": warm_steps, "warm_rows": warm_rows, "warm_lr": warm_lr, "v": 1},
                      sort_keys=True)
     out = Path(cache_root) / f"toy-{size}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     if (out / "config.json").exists():

@@ -147,5 +147,5 @@ class RunningMoments:
         return {"mean": self.mean, "var": self.var, "count": self.count}
 
     @classmethod
-    def from_state(cls, state: dict[str, float]) -> "RunningMoments":
+    def from_state(cls, state: dict[str, float]) -> RunningMoments:
         return cls(state["mean"], state["var"], state["count"])

@@ -12,9 +12,10 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -173,13 +174,13 @@ def start_roles(job: LIMRJob, model_dir: str, device: str) -> Roles:
         return ds_config(ppo.zeroStage, ppo.microBatchSize, per_step // ppo.microBatchSize, world,
                          ppo.maxGradNorm, dtype == "bfloat16")
 
-    common = dict(model_dir=model_dir, dtype=dtype, betas=ppo.adamBetas, weight_decay=ppo.weightDecay, seed=ppo.seed)
+    common = {"model_dir": model_dir, "dtype": dtype, "betas": ppo.adamBetas, "weight_decay": ppo.weightDecay, "seed": ppo.seed}
     actor = RoleGroup("actor", ActorWorker, ppo.actor.replicas, ppo.actor.cpus, gpus(ppo.actor), env,
                       dict(common, lr=ppo.actorLearningRate, config=train_config(ppo.actor.replicas)), wait=False)
     critic = RoleGroup("critic", CriticWorker, ppo.critic.replicas, ppo.critic.cpus, gpus(ppo.critic), env,
                        dict(common, lr=ppo.criticLearningRate, config=train_config(ppo.critic.replicas)), wait=False)
     reference = RoleGroup("reference", ReferenceWorker, ppo.reference.replicas, ppo.reference.cpus,
-                          gpus(ppo.reference), env, dict(model_dir=model_dir, dtype=dtype, micro=ppo.microBatchSize), wait=False)
+                          gpus(ppo.reference), env, {"model_dir": model_dir, "dtype": dtype, "micro": ppo.microBatchSize}, wait=False)
     ro = spec.rollout
     max_len = ppo.promptMaxLength + ppo.generateMaxLength
     if ro.backend == "vllm":

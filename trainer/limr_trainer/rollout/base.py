@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class RolloutBackend(ABC):
     def close(self) -> None:
         """Stop engines and free their resources; safe to call twice."""
 
-    def __enter__(self) -> "RolloutBackend":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -40,8 +40,8 @@ class VLLMEngine:
         os.environ.update(engine_env(device))
         from vllm import LLM
 
-        kwargs = dict(model=model_dir, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                      seed=seed, worker_extension_cls=EXTENSION, enable_prefix_caching=True)
+        kwargs = {"model": model_dir, "tensor_parallel_size": tensor_parallel_size, "max_model_len": max_model_len,
+                      "seed": seed, "worker_extension_cls": EXTENSION, "enable_prefix_caching": True}
         if device == "cpu":
             # vLLM's CPU generator cannot rewind, which seeded requests need after a partial (chunked)
             # prefill: schedule every prompt whole instead.
@@ -74,8 +74,8 @@ class VLLMEngine:
                 lps = None
                 if sampling["logprobs"] and c.logprobs is not None:
                     lps = [step[t].logprob for t, step in zip(c.token_ids, c.logprobs)]
-                comps.append(dict(text=c.text, token_ids=list(c.token_ids), prompt_token_ids=list(out.prompt_token_ids),
-                                  truncated=c.finish_reason == "length", logprobs=lps))
+                comps.append({"text": c.text, "token_ids": list(c.token_ids), "prompt_token_ids": list(out.prompt_token_ids),
+                                  "truncated": c.finish_reason == "length", "logprobs": lps})
             result.append(comps)
         return result
 
@@ -162,8 +162,8 @@ class VLLMBackend(RolloutBackend):
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         import ray
 
-        payload = dict(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
-                       max_tokens=sampling.max_tokens, seed=sampling.seed, logprobs=sampling.logprobs)
+        payload = {"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+                       "max_tokens": sampling.max_tokens, "seed": sampling.seed, "logprobs": sampling.logprobs}
         size = -(-len(prompts) // len(self.engines)) if prompts else 0
         refs = [e.generate.remote(prompts[i * size:(i + 1) * size], payload, i * size)
                 for i, e in enumerate(self.engines) if prompts[i * size:(i + 1) * size]]
