@@ -140,3 +140,15 @@ def test_toy_tokenizer_chat_template(tmp_path):
     assert text.endswith("<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n<|im_start|>assistant\n")
     ids = tok(toy.solution_text({"prompt": "What is 3 + 4?", "answer": "7"}), add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == "3 + 4 = 7. The answer is \\boxed{7}."
+
+
+def test_role_bundles_use_group_resources_only_when_present():
+    from limr_trainer.rollout.ray_placement import ROLE_RESOURCE_SHARE, bundle_for
+    from limr_trainer.rollout.weight_sync import RPCWeightSync, make_weight_sync
+
+    assert bundle_for("rollout", 0.5, 0, {"CPU": 2}) == {"CPU": 0.5}
+    assert bundle_for("train", 4, 1, {"CPU": 64, "GPU": 8, "train": 4}) == {
+        "CPU": 4.0, "GPU": 1.0, "train": ROLE_RESOURCE_SHARE}
+    assert isinstance(make_weight_sync("auto", "cpu"), RPCWeightSync)
+    with pytest.raises(ValueError, match="needs GPUs"):
+        make_weight_sync("nccl", "cpu")

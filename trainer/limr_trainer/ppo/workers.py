@@ -204,14 +204,10 @@ class ActorWorker(_DeepSpeedRole):
         return state_dict_bytes(state, tied) if self.rank == 0 else None
 
     def weights_meta(self) -> list[tuple[str, str, list[int]]]:
+        """(name, dtype, shape) of what `broadcast_weights` sends, in order; all ranks call it (ZeRO-3)."""
         tied = bool(getattr(self.engine.module.config, "tie_word_embeddings", False))
-        return [(k, str(v.dtype).removeprefix("torch."), list(v.shape))
-                for k, v in self.engine.module.state_dict().items()
-                if not (tied and k == "lm_head.weight")] if self.zero_stage != 3 else self._meta_gathered(tied)
-
-    def _meta_gathered(self, tied: bool):
-        return [(k, str(p.dtype).removeprefix("torch."), list(getattr(p, "ds_shape", p.shape)))
-                for k, p in self.engine.module.named_parameters() if not (tied and k == "lm_head.weight")]
+        return [(k, str(v.dtype).removeprefix("torch."), list(v.shape)) for k, v in self.full_state_dict().items()
+                if not (tied and k == "lm_head.weight")]
 
     def init_weight_sender(self, address: str, port: int, world_size: int) -> None:
         from limr_trainer.rollout.weight_sync import nccl_sender

@@ -53,7 +53,7 @@ class NCCLWeightSync(WeightSync):
     def push(self, actor_group, engines) -> None:
         import ray
 
-        meta = ray.get(actor_group.ranks[0].weights_meta.remote())
+        meta = ray.get(actor_group.call_async("weights_meta"))[0]
         receivers = [e.receive_broadcast.remote(meta) for e in engines]
         ray.get(actor_group.call_async("broadcast_weights") + receivers)
 
