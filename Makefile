@@ -14,6 +14,8 @@ venv: $(VENV)/.ready
 $(VENV)/.ready: pyproject.toml constraints.txt scripts/install-python-deps.sh
 	bash scripts/install-python-deps.sh $(VENV) cpu,operator,dev
 	bash scripts/install-tools.sh $(CACHE)/bin
+	@# DeepSpeed JIT-compiles its shared-memory op on first use (~50 s): build it once here.
+	$(BIN)/python -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 	touch $@
 
 tools:
