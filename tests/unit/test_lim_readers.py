@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -82,7 +83,18 @@ def test_steps_are_numbered_from_one_and_grouped_into_epochs(tmp_path):
     assert acc.epochs == [0, 1] and sorted(acc.keys) == [f"p{i}" for i in range(5)]  # stripped
 
 
-def test_reader_processes_give_the_same_counts(tmp_path):
+@pytest.fixture(params=["fork", "subprocess"])
+def reader_kind(request, monkeypatch):
+    """Both ways of starting reader processes: forks (single-threaded caller) and fresh interpreters."""
+    import limr_trainer.selection_readers as readers
+
+    if request.param == "fork" and not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform: only fresh-interpreter readers can run here")
+    monkeypatch.setattr(readers, "_can_fork", lambda: request.param == "fork")
+    return request.param
+
+
+def test_reader_processes_give_the_same_counts(tmp_path, reader_kind):
     _write(tmp_path, 16)
     one, two = TrajectoryAccumulator(), TrajectoryAccumulator()
     read_openrlhf(str(tmp_path), one, 4, None, workers=1)
@@ -93,10 +105,11 @@ def test_reader_processes_give_the_same_counts(tmp_path):
     np.testing.assert_array_equal(a.values, b.values[order])
 
 
-def test_reader_process_errors_name_the_file(tmp_path):
+@pytest.mark.parametrize("bad_step", [5, 6])  # read here / read by a reader process
+def test_reader_process_errors_name_the_file(tmp_path, reader_kind, bad_step):
     _write(tmp_path, 16)
-    (tmp_path / "step_6.json").write_text('[{"prompt": "p", "reward": "high"}]')
-    with pytest.raises(InputError, match="step_6.json"):
+    (tmp_path / f"step_{bad_step}.json").write_text('[{"prompt": "p", "reward": "high"}]')
+    with pytest.raises(InputError, match=f"step_{bad_step}.json"):
         read_openrlhf(str(tmp_path), TrajectoryAccumulator(), 4, None, workers=2)
     with pytest.raises(InputError, match="no step_N.json"):
         read_openrlhf(str(tmp_path / "step_x.json"), TrajectoryAccumulator(), 4, None)

@@ -17,8 +17,10 @@ import operator
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,17 +140,99 @@ def read_openrlhf(
 ) -> ReadStats:
     """Stream LIMR dumps into `acc`; with workers > 1 the files are split over reader processes.
 
-    Decoding JSON is the whole cost (msgspec skips responses at ~0.7 GB/s per core), so reader
-    processes scale it; each returns only its counters (samples x epochs), merged here. Readers
-    are fresh interpreters (`python -m limr_trainer.selection_readers`), safe from any thread.
+    Decoding JSON is the whole cost (msgspec skips responses at ~2.7 GB/s per core), so reader
+    processes scale it; each returns only its counters (samples x epochs), merged here. This
+    process reads the first share itself. The others are forks (no interpreter start, no
+    re-import) when this process has a single thread, else fresh interpreters
+    (`python -m limr_trainer.selection_readers`), which are safe from any thread.
     """
     steps = openrlhf_steps(uri, steps_per_epoch, max_epochs)
     workers = max(1, min(workers, len(steps) // 4))
     if workers == 1:
         return _read_steps(uri, steps, acc, steps_per_epoch)
+    shares = [steps[w::workers] for w in range(workers)]
+    if _can_fork():
+        return _read_forked(uri, shares, acc, steps_per_epoch)
+    return _read_subprocesses(uri, shares, acc, steps_per_epoch)
+
+
+def _can_fork() -> bool:
+    """Forking is safe only without other threads (a lock held by one would stay held in the child)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _fork_reader(uri: str, steps: list[tuple[int, str]], steps_per_epoch: int) -> tuple[int, int]:
+    """(pid, read end of a pipe): a forked child reads `steps` and pickles
+    ("ok", state, files) or ("error", exception) to the pipe, then exits without cleanup."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        return pid, r
+    status = 1
+    try:
+        os.close(r)
+        try:
+            acc = TrajectoryAccumulator()
+            stats = _read_steps(uri, steps, acc, steps_per_epoch)
+            payload: tuple = ("ok", acc.state(), stats.files)
+        except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it
+            payload = ("error", e if _picklable(e) else InputError(f"{type(e).__name__}: {e}"))
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _picklable(e: Exception) -> bool:
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _read_forked(
+    uri: str, shares: list[list[tuple[int, str]]], acc: TrajectoryAccumulator, steps_per_epoch: int
+) -> ReadStats:
+    pending = [_fork_reader(uri, share, steps_per_epoch) for share in shares[1:]]
+    try:
+        stats = _read_steps(uri, shares[0], acc, steps_per_epoch)
+        error: Exception | None = None
+        while pending:
+            pid, fd = pending[0]
+            with os.fdopen(fd, "rb") as f:
+                pending[0] = (pid, -1)
+                data = f.read()
+            _, status = os.waitpid(pid, 0)
+            pending.pop(0)
+            payload = pickle.loads(data) if data and status == 0 else None
+            if payload is None or payload[0] == "error":
+                if error is None:
+                    error = payload[1] if payload else InputError(f"reader process failed ({status=})")
+                continue
+            _, state, files = payload
+            acc.merge(state)
+            stats.files += files
+            stats.rollouts += state[4]
+        if error is not None:
+            raise error
+        return stats
+    finally:
+        for pid, fd in pending:  # only after a failure here: stop and reap the children we started
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+            if fd >= 0:
+                os.close(fd)
+
+
+def _read_subprocesses(
+    uri: str, shares: list[list[tuple[int, str]]], acc: TrajectoryAccumulator, steps_per_epoch: int
+) -> ReadStats:
     procs = []
-    for w in range(workers):
-        job = pickle.dumps((uri, steps[w::workers], steps_per_epoch))
+    for share in shares:
+        job = pickle.dumps((uri, share, steps_per_epoch))
         proc = subprocess.Popen(
             [sys.executable, "-m", "limr_trainer.selection_readers"],
             stdin=subprocess.PIPE,
