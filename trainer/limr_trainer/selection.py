@@ -13,6 +13,7 @@ from typing import Any
 
 from .lim import TrajectoryAccumulator, select
 from .reward_pool import usable_cpus
+from .selection_plots import BackgroundPlots
 from .selection_readers import InputError, read_openrlhf, read_records
 
 SCORES = "scores.jsonl"
@@ -80,6 +81,11 @@ def build_outputs(args: SelectionConfig) -> dict[str, bytes]:
         if value is not None and value < (1 if name != "size" else 0):
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
     prompts = load_prompts(args.prompts) if args.prompts else None
+    with BackgroundPlots(enabled=not args.no_plots) as plots:  # imports matplotlib while we read
+        return _build(args, prompts, plots)
+
+
+def _build(args: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: BackgroundPlots) -> dict[str, bytes]:
     started = time.monotonic()
     acc = TrajectoryAccumulator()
     if args.format == "openrlhf":
@@ -132,17 +138,30 @@ def build_outputs(args: SelectionConfig) -> dict[str, bytes]:
         SUMMARY: json.dumps(summary, indent=2).encode(),
     }
     if not args.no_plots:
-        from .selection_plots import histogram_png, trajectories_png
-
         label = {"lim": "LIM", "linear": "linear", "random": "LIM (random selection)"}[result.strategy]
-        out[TRAJECTORIES_PNG] = trajectories_png(
-            result.values, result.lim_scores, result.mean_curve, result.epochs
-        )
-        out[HISTOGRAM_PNG] = histogram_png(
-            result.scores,
-            result.threshold,
-            len(result.selected),
-            title=f"{label} scores ({len(result.keys)} scored)",
+        out.update(
+            plots.render(
+                {
+                    TRAJECTORIES_PNG: (
+                        "trajectories",
+                        dict(
+                            values=result.values,
+                            scores=result.lim_scores,
+                            mean_curve=result.mean_curve,
+                            epochs=result.epochs,
+                        ),
+                    ),
+                    HISTOGRAM_PNG: (
+                        "histogram",
+                        dict(
+                            scores=result.scores,
+                            threshold=result.threshold,
+                            selected=len(result.selected),
+                            title=f"{label} scores ({len(result.keys)} scored)",
+                        ),
+                    ),
+                }
+            )
         )
     return out
 
