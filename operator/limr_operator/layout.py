@@ -1,33 +1,39 @@
-"""Artifact URIs of a job under `spec.storage.uri` (mirrors the trainer's key layout of DESIGN.md).
+"""Artifact URIs of a job under `spec.storage.uri`, for status.
 
-The operator may not import the trainer's storage code, so the few keys it reports in status are
-spelled here: `<root>/<job>/<phase>/...` and `<root>/<job>/selection/summary.json`.
+The keys come from `limr_trainer.layout`, the one definition of DESIGN.md's storage layout (pure,
+standard library only), so operator and trainer can never disagree about where a file lives.
 """
 
 from __future__ import annotations
 
+from limr_trainer import layout as keys
 from limr_trainer.spec import LIMRJobSpec
 
 
-def job_root(spec: LIMRJobSpec, job: str) -> str:
-    return f"{spec.storage.uri.rstrip('/')}/{job}"
+def _uri(spec: LIMRJobSpec, key: str) -> str:
+    return f"{spec.storage.uri.rstrip('/')}/{key}"
 
 
 def summary_uri(spec: LIMRJobSpec, job: str) -> str:
-    return f"{job_root(spec, job)}/selection/summary.json"
+    return _uri(spec, keys.summary_key(job))
 
 
 def metrics_uri(spec: LIMRJobSpec, job: str, step_key: str) -> str:
-    return f"{job_root(spec, job)}/{step_key}/metrics.jsonl"
+    return _uri(spec, keys.metrics_key(job, step_key))
 
 
 def artifacts(spec: LIMRJobSpec, job: str, step_key: str) -> dict[str, str]:
     """URIs a finished step leaves behind, keyed for status.artifacts."""
-    root = job_root(spec, job)
-    if step_key == "selection":
-        sel = f"{root}/selection"
-        return {"selection": f"{sel}/", "selectionSummary": f"{sel}/summary.json", "selected": f"{sel}/selected.jsonl"}
+    if step_key == keys.SELECTION:
+        return {
+            "selection": _uri(spec, keys.selection_prefix(job)),
+            "selectionSummary": summary_uri(spec, job),
+            "selected": _uri(spec, keys.selected_key(job)),
+        }
     if step_key == "evaluation":
-        return {"evaluation": f"{root}/evaluation/"}
+        return {"evaluation": _uri(spec, keys.phase_prefix(job, "evaluation"))}
     name = "".join(p.capitalize() if i else p for i, p in enumerate(step_key.split("-")))
-    return {f"{name}Records": f"{root}/{step_key}/rewards/", f"{name}Checkpoints": f"{root}/{step_key}/checkpoints/"}
+    return {
+        f"{name}Records": _uri(spec, keys.rewards_prefix(job, step_key)),
+        f"{name}Checkpoints": _uri(spec, keys.checkpoints_prefix(job, step_key)),
+    }
