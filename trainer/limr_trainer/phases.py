@@ -77,9 +77,16 @@ def resolve_model(job: LIMRJob) -> LIMRJob:
     name = job.spec.model.name
     if not name.startswith(TOY_SCHEME):
         return job
+    import torch
+
     from limr_trainer.toy import ensure_toy_model
 
-    folder = ensure_toy_model(cache_root() / "models", **parse_toy_uri(name))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model gains nothing from threads; on a busy machine they spin
+    try:
+        folder = ensure_toy_model(cache_root() / "models", **parse_toy_uri(name))
+    finally:
+        torch.set_num_threads(threads)
     data = job.model_dump(mode="json", by_alias=True, exclude_none=True)
     data["spec"]["model"]["name"] = str(folder)
     return LIMRJob.model_validate(data)
