@@ -43,6 +43,7 @@ def main() -> int:
     p.add_argument("dumps", nargs="+")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--no-plots-workers", type=int, nargs="*", default=[1], help="also run these with --no-plots")
     a = p.parse_args()
     py = sys.executable
     rows = []
@@ -59,8 +60,9 @@ def main() -> int:
                 str(work / "baseline.json"),
             ],
         }
-        for w in a.workers:
-            cmds[f"limr select --workers {w}"] = [
+        variants = [(w, "") for w in a.workers] + [(w, " --no-plots") for w in a.no_plots_workers]
+        for w, extra in variants:
+            cmds[f"limr select --workers {w}{extra}"] = [
                 py,
                 "-m",
                 "limr_trainer.cli",
@@ -75,17 +77,18 @@ def main() -> int:
                 "21",
                 "--workers",
                 str(w),
+                *extra.split(),
                 "--output",
-                str(work / f"ours{w}"),
+                str(work / f"ours{w}{extra.strip()}"),
             ]
         runs: dict[str, list] = {name: [] for name in cmds}
         for _ in range(a.repeats):  # alternate, so every tool sees the same page cache and load
             for name, cmd in cmds.items():
                 runs[name].append(timed(cmd))
         ref = json.loads((work / "baseline.json").read_text())
-        for w in a.workers:
+        for w, extra in variants:
             got = {}
-            for line in (work / f"ours{w}" / "scores.jsonl").read_text().splitlines():
+            for line in (work / f"ours{w}{extra.strip()}" / "scores.jsonl").read_text().splitlines():
                 r = json.loads(line)
                 got[r["prompt"]] = r["score"]
             same = got.keys() == ref.keys() and all(abs(got[k] - ref[k]) < 1e-9 for k in ref)

@@ -1,7 +1,9 @@
 """Decoder micro-benchmark on the first N step files of a dump folder: what skipping `response` buys.
 
 json.loads (full objects, the baseline's decoder) vs msgspec into a Struct that has `response`
-vs msgspec into our Struct without it (the response is scanned but never becomes a string).
+vs msgspec into our Struct without it (the response is scanned but never becomes a string), and
+two floors: msgspec finding where each record ends (`list[Raw]`: the scan alone, no fields) and
+`bytes.count(b"\\n")` (memchr-speed memory traversal, which cannot tell strings from structure).
 Reports MB/s of input, best of --repeats (CPU-bound, single thread).
     python bench/selection/decode_microbench.py /tmp/limr_dumps_1000 --files 24
 """
@@ -36,6 +38,8 @@ def main() -> int:
         "json.loads (full dicts)": json.loads,
         "msgspec, Struct with response": with_resp.decode,
         "msgspec, Struct without response (ours)": decode_openrlhf,
+        "floor: msgspec list[Raw] (scan only, no fields)": msgspec.json.Decoder(list[msgspec.Raw]).decode,
+        "floor: bytes.count newline (memory traversal)": lambda d: d.count(b"\n"),
     }
     print(f"{a.dumps}: {len(datas)} files, {mb:.0f} MB")
     print(f"| decoder | MB/s (best of {a.repeats}) |")

@@ -21,6 +21,7 @@ functions are pure numpy.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ class TrajectoryAccumulator:
         Lookups go through C-level `map`, so a batch costs ~100 ns per row.
         """
         lookup = self._index if normalize is None else self._alias.setdefault(normalize, {})
+        keys, runs = _runs(keys)
         codes = np.fromiter(map(lookup.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
         missing = np.flatnonzero(codes < 0)
         if len(missing):
@@ -76,6 +78,8 @@ class TrajectoryAccumulator:
                 codes[j] = code
             if len(index) > len(self._keys):
                 self._keys.extend(itertools.islice(index, len(self._keys), None))
+        if runs is not None:
+            codes = np.repeat(codes, runs)
         self._add_codes(codes, epochs, np.asarray(rewards))
 
     def add_coded(
@@ -173,6 +177,22 @@ class TrajectoryAccumulator:
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(total > 0, ones / np.where(total > 0, total, 1), np.nan)
         return Trajectories(list(self._keys), [e for e, _ in order], values)
+
+
+def _runs(keys: Sequence[str]) -> tuple[Sequence[str], np.ndarray | None]:
+    """(first key of each run of equal neighbours, run lengths), or (keys, None) when no key repeats
+    its neighbour. OpenRLHF writes a prompt's rollouts next to each other, so hashing (the costly
+    part of a lookup, ~100 ns for a 200-character prompt) then runs once per prompt, not per rollout;
+    comparing neighbours is a C-level memcmp."""
+    n = len(keys)
+    if n < 2:
+        return keys, None
+    same = np.fromiter(map(operator.eq, itertools.islice(keys, 1, None), keys), dtype=bool, count=n - 1)
+    if not same.any():
+        return keys, None
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    heads = [keys[i] for i in starts.tolist()]
+    return heads, np.diff(np.append(starts, n))
 
 
 @dataclass
