@@ -145,3 +145,19 @@ def test_accumulator_memory_is_samples_by_epochs():
     for step in range(50):
         acc.add(["only"] * 1000, step % 5, np.ones(1000))
     assert acc._total.size <= 64 * 8
+
+
+def test_accumulator_runs_of_equal_keys_count_like_scattered_keys():
+    """Rollouts written next to each other (one lookup per run) count exactly as shuffled ones."""
+    rng = np.random.default_rng(3)
+    keys = [f"  p{i % 7} " for i in range(40) for _ in range(rng.integers(1, 5))]  # runs of 1..4
+    keys += ["x", "x", "y"]  # a new key inside a batch, then a run ending the batch
+    rewards = rng.choice([1.0, 0.0, -1.0, 0.5], size=len(keys))
+    grouped, shuffled = lim.TrajectoryAccumulator(), lim.TrajectoryAccumulator()
+    grouped.add(keys, 0, rewards, normalize=str.strip)
+    order = rng.permutation(len(keys))
+    shuffled.add([keys[i] for i in order], 0, rewards[order], normalize=str.strip)
+    a, b = grouped.trajectories(), shuffled.trajectories()
+    assert sorted(a.keys) == sorted(b.keys) == sorted({k.strip() for k in keys})
+    np.testing.assert_array_equal(a.values[[a.keys.index(k) for k in b.keys]], b.values)
+    assert grouped.rollouts == shuffled.rollouts == len(keys)
