@@ -44,6 +44,11 @@ def test_reward_curves_sort_steps_keep_last_duplicate_and_skip_missing():
     assert curves == {"lim": ([1, 2], [0.1, 0.7])}
 
 
+def test_reward_curves_average_each_data_epoch_when_rows_carry_it():
+    rows = [{"step": s, "epoch": s // 2, "reward_mean": v} for s, v in enumerate([0.0, 0.5, 1.0, 1.0])]
+    assert report.reward_curves({"lim": rows}) == {"lim": ([1, 2], [0.25, 1.0])}
+
+
 def test_plot_and_json_are_well_formed():
     png = report.plot_reward_curves({"lim": ([1, 2], [0.1, 0.2])})
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

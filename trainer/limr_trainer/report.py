@@ -75,18 +75,27 @@ def render_markdown(
 
 
 def reward_curves(metrics: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, tuple[list[int], list[float]]]:
-    """(steps, mean rewards) per arm from each arm's metrics.jsonl rows (rows without a reward skipped)."""
+    """(x, mean reward) per arm from each arm's metrics.jsonl rows (rows without a reward skipped).
+
+    x is the data epoch (1-based) when the rows carry one, the mean over that epoch's steps: arms
+    of different sizes then line up (a subset has fewer steps per epoch). Otherwise x is the step.
+    A resumed phase may log a step twice: the last row of each step counts.
+    """
     curves = {}
     for arm, rows in metrics.items():
-        points = sorted(
-            (int(r["step"]), float(r["reward_mean"]))
-            for r in rows
-            if r.get("reward_mean") is not None and r.get("step") is not None
-        )
-        # A resumed phase may log a step twice: keep the last value of each step.
-        dedup = dict(points)
-        if dedup:
-            curves[arm] = (list(dedup), list(dedup.values()))
+        by_step = {
+            int(r["step"]): r for r in rows if r.get("reward_mean") is not None and r.get("step") is not None
+        }
+        if not by_step:
+            continue
+        if all(r.get("epoch") is not None for r in by_step.values()):
+            groups: dict[int, list[float]] = {}
+            for step in sorted(by_step):
+                groups.setdefault(int(by_step[step]["epoch"]) + 1, []).append(float(by_step[step]["reward_mean"]))
+            curves[arm] = (list(groups), [sum(v) / len(v) for v in groups.values()])
+        else:
+            steps = sorted(by_step)
+            curves[arm] = (steps, [float(by_step[s]["reward_mean"]) for s in steps])
     return curves
 
 
@@ -100,7 +109,7 @@ def plot_reward_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm, (steps, values) in curves.items():
         ax.plot(steps, values, marker=".", label=ARM_LABELS.get(arm, arm))
-    ax.set_xlabel("training step")
+    ax.set_xlabel("data epoch (mean over its steps)")
     ax.set_ylabel("mean reward of the rollouts")
     ax.set_title("Training reward per arm")
     ax.grid(alpha=0.3)
