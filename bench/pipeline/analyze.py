@@ -12,7 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
 from limr_trainer.toy import arithmetic_rows
 
 

@@ -114,7 +114,6 @@ def _run_to_end(job_file: Path, tmp: Path, log: Path, limit: float = 420) -> str
 
 def test_short_pipeline_interrupted_twice_resumes_and_writes_every_artefact(tmp_path):
     import pyarrow.parquet as pq
-
     from limr_trainer import records
 
     storage = tmp_path / "runs"

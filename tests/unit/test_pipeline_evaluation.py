@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from limr_trainer import evaluation
 from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
 from limr_trainer.spec import load_job

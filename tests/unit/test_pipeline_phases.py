@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from limr_trainer import phases, pipeline, selection_phase
 from limr_trainer.spec import load_job
 from limr_trainer.storage import open_storage

@@ -141,8 +141,12 @@ def _evaluate_arms(ctx: phases.Context, benches: list[evaluation.Benchmark],
                     backend.update_weights(load_state_dict(folder))
                 # else: the base model, always first in `pending`, so no weights were loaded yet
 
-                def progress(bench: str, n: int, of: int, _arm: str = arm) -> None:
-                    ctx.emit(EVAL, "step", arm=_arm, benchmark=bench, done=done + n, total=total)
+                seen: dict[str, int] = {}
+
+                def progress(bench: str, n: int, of: int, _arm: str = arm, _base: int = done,
+                             _seen: dict[str, int] = seen) -> None:
+                    _seen[bench] = n
+                    ctx.emit(EVAL, "step", arm=_arm, benchmark=bench, done=_base + sum(_seen.values()), total=total)
 
                 results = evaluation.evaluate(backend, benches, render, scorer, progress=progress)
                 done += sum(len(b.rows) for b in benches)
@@ -183,7 +187,7 @@ def write_report(ctx: phases.Context, results: dict[str, dict[str, Any]], bench_
     """Results table (Markdown + JSON) and plots into `<job>/evaluation/report/`."""
     from limr_trainer import selection_phase
 
-    job, storage, name = ctx.job, ctx.storage, ctx.name
+    _job, storage, name = ctx.job, ctx.storage, ctx.name
     rows = report.build_table(results, bench_names)
     notes = []
     if "full" in results and results["full"].get("model") == "baseline":

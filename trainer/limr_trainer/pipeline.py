@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from limr_trainer import phases
 from limr_trainer.spec import LIMRJob
@@ -119,11 +119,11 @@ class ProgressView:
         self.job_task = self.bars.add_task("job", total=total_phases, info="")
         self.step_task: Any = None
 
-    def __enter__(self) -> "ProgressView":
+    def __enter__(self) -> Self:
         self.bars.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.bars.__exit__(*exc)
 
     def begin(self, phase: str) -> None:

@@ -51,7 +51,7 @@ def read_trajectories(store: Storage, prefix: str) -> lim.Trajectories:
 def top_by_score(keys: list[str], scores: np.ndarray, size: int) -> list[str]:
     """The `size` keys with the highest scores (ties: first seen), returned in input order."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:size]
-    chosen = set(int(i) for i in order)
+    chosen = {int(i) for i in order}
     return [k for i, k in enumerate(keys) if i in chosen]
 
 
