@@ -70,3 +70,29 @@ def test_new_shm_files_only_are_removed(tmp_path, monkeypatch):
     (tmp_path / "other").write_bytes(b"")
     assert pipeline.remove_new_shm(before) == ["psm_new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "psm_old"]
+
+
+def test_phase_command_rejects_bad_input_with_exit_2(tmp_path, capsys):
+    from limr_trainer.commands import phase
+
+    job = tmp_path / "job.yaml"
+    job.write_text("apiVersion: limr.io/v1alpha1\nkind: LIMRJob\nmetadata: {name: j}\nspec:\n"
+                   "  model: {name: m}\n  dataset: {uri: 'synthetic://arithmetic?n=8'}\n"
+                   f"  storage: {{uri: {tmp_path}/runs}}\n  retrain: {{comparisons: [random]}}\n")
+    assert phase.main(["--job", str(job), "--phase", "selection", "--arm", "random"]) == 2
+    assert phase.main(["--job", str(job), "--phase", "retrain", "--arm", "linear"]) == 2
+    assert "not in spec.retrain.comparisons" in capsys.readouterr().err
+    assert phase.main(["--job", str(tmp_path / "missing.yaml"), "--phase", "baseline"]) == 2
+
+
+def test_phase_command_runs_a_finished_phase_as_a_no_op(tmp_path, capsys):
+    from limr_trainer.commands import phase
+
+    job = tmp_path / "job.yaml"
+    job.write_text("apiVersion: limr.io/v1alpha1\nkind: LIMRJob\nmetadata: {name: j}\nspec:\n"
+                   "  model: {name: m}\n  dataset: {uri: 'synthetic://arithmetic?n=8'}\n"
+                   f"  storage: {{uri: {tmp_path}/runs}}\n")
+    phases.mark_done(open_storage(str(tmp_path / "runs")), "j", "selection", {"selected": 3})
+    assert phase.main(["--job", str(job), "--phase", "selection", "--attempt", "2"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '"attempt": 2' in last and '"skipped": true' in last
