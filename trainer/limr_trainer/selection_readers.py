@@ -140,11 +140,11 @@ def read_openrlhf(
 ) -> ReadStats:
     """Stream LIMR dumps into `acc`; with workers > 1 the files are split over reader processes.
 
-    Decoding JSON is the whole cost (msgspec skips responses at ~2.7 GB/s per core), so reader
-    processes scale it; each returns only its counters (samples x epochs), merged here. This
-    process reads the first share itself. The others are forks (no interpreter start, no
-    re-import) when this process has a single thread, else fresh interpreters
-    (`python -m limr_trainer.selection_readers`), which are safe from any thread.
+    Decoding JSON is the whole cost (msgspec skips responses at ~3 GB/s per core), so reader
+    processes scale it; each returns only its counters (samples x epochs), merged here. When this
+    process has a single thread, readers are forks (no interpreter start, no re-import) and this
+    process reads the first share itself; otherwise every share goes to a fresh interpreter
+    (`python -m limr_trainer.selection_readers`), which is safe from any thread.
     """
     steps = openrlhf_steps(uri, steps_per_epoch, max_epochs)
     workers = max(1, min(workers, len(steps) // 4))
