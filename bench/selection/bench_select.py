@@ -43,7 +43,9 @@ def main() -> int:
     p.add_argument("dumps", nargs="+")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--no-plots-workers", type=int, nargs="*", default=[1], help="also run these with --no-plots")
+    p.add_argument(
+        "--no-plots-workers", type=int, nargs="*", default=[1], help="also run these with --no-plots"
+    )
     a = p.parse_args()
     py = sys.executable
     rows = []

@@ -98,11 +98,23 @@ def main() -> int:
     result = select(full.trajectories(21))
     rows["score + select"] = best(lambda: select(full.trajectories(21)), a.repeats)
     rows["matplotlib import (fresh process, minus interpreter)"] = child_cpu(
-        "from matplotlib.figure import Figure\nfrom matplotlib.backends.backend_agg import FigureCanvasAgg", a.repeats
+        "from matplotlib.figure import Figure\nfrom matplotlib.backends.backend_agg import FigureCanvasAgg",
+        a.repeats,
     ) - child_cpu("pass", a.repeats)
     jobs = {
-        "t": ("trajectories", dict(values=result.values, scores=result.lim_scores, mean_curve=result.mean_curve, epochs=result.epochs)),
-        "h": ("histogram", dict(scores=result.scores, threshold=result.threshold, selected=len(result.selected))),
+        "t": (
+            "trajectories",
+            {
+                "values": result.values,
+                "scores": result.lim_scores,
+                "mean_curve": result.mean_curve,
+                "epochs": result.epochs,
+            },
+        ),
+        "h": (
+            "histogram",
+            {"scores": result.scores, "threshold": result.threshold, "selected": len(result.selected)},
+        ),
     }
     render(jobs)
     rows["two PNGs (render)"] = best(lambda: render(jobs), a.repeats)

@@ -85,7 +85,9 @@ def build_outputs(args: SelectionConfig) -> dict[str, bytes]:
         return _build(args, prompts, plots)
 
 
-def _build(args: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: BackgroundPlots) -> dict[str, bytes]:
+def _build(
+    args: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: BackgroundPlots
+) -> dict[str, bytes]:
     started = time.monotonic()
     acc = TrajectoryAccumulator()
     if args.format == "openrlhf":
@@ -144,21 +146,21 @@ def _build(args: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: B
                 {
                     TRAJECTORIES_PNG: (
                         "trajectories",
-                        dict(
-                            values=result.values,
-                            scores=result.lim_scores,
-                            mean_curve=result.mean_curve,
-                            epochs=result.epochs,
-                        ),
+                        {
+                            "values": result.values,
+                            "scores": result.lim_scores,
+                            "mean_curve": result.mean_curve,
+                            "epochs": result.epochs,
+                        },
                     ),
                     HISTOGRAM_PNG: (
                         "histogram",
-                        dict(
-                            scores=result.scores,
-                            threshold=result.threshold,
-                            selected=len(result.selected),
-                            title=f"{label} scores ({len(result.keys)} scored)",
-                        ),
+                        {
+                            "scores": result.scores,
+                            "threshold": result.threshold,
+                            "selected": len(result.selected),
+                            "title": f"{label} scores ({len(result.keys)} scored)",
+                        },
                     ),
                 }
             )

@@ -11,7 +11,7 @@ import os
 import pickle
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -149,7 +149,7 @@ class BackgroundPlots:
             os.waitpid(self._pid, 0)
             self._pid = 0
 
-    def __enter__(self) -> BackgroundPlots:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
