@@ -123,19 +123,19 @@ def _update_metrics(namespace: str, name: str, status: dict[str, Any], transitio
     for old, new in transitions:
         metrics.TRANSITIONS.labels(from_phase=old, to_phase=new).inc()
     for key in retries:
-        metrics.RETRIES.labels(namespace=namespace, job=name, phase=key).inc()
+        metrics.RETRIES.labels(namespace=namespace, limr_job=name, phase=key).inc()
     samples = status.get("samples") or {}
     if isinstance(samples.get("selected"), int):
-        metrics.SAMPLES_SELECTED.labels(namespace=namespace, job=name).set(samples["selected"])
+        metrics.SAMPLES_SELECTED.labels(namespace=namespace, limr_job=name).set(samples["selected"])
     if isinstance(samples.get("total"), int):
-        metrics.SAMPLES_TOTAL.labels(namespace=namespace, job=name).set(samples["total"])
+        metrics.SAMPLES_TOTAL.labels(namespace=namespace, limr_job=name).set(samples["total"])
     for key, ps in (status.get("phases") or {}).items():
         start, end = ps.get("startTime"), ps.get("completionTime")
         if not start:
             continue
         t0 = datetime.fromisoformat(start)
         t1 = datetime.fromisoformat(end) if end else now
-        metrics.PHASE_DURATION.labels(namespace=namespace, job=name, phase=key).set((t1 - t0).total_seconds())
+        metrics.PHASE_DURATION.labels(namespace=namespace, limr_job=name, phase=key).set((t1 - t0).total_seconds())
 
 
 def run_reconcile(body: Any, uid: str, name: str, namespace: str, memo: Any, logger: Any,

@@ -15,11 +15,11 @@ RECONCILE_DURATION = Histogram("limr_operator_reconcile_duration_seconds", "Dura
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 RECONCILE_ERRORS = Counter("limr_operator_reconcile_errors_total", "Reconciles that raised or hit API errors")
 RETRIES = Counter("limr_operator_rayjob_retries_total", "Failed phase attempts retried",
-                  ["namespace", "job", "phase"])
-SAMPLES_SELECTED = Gauge("limr_operator_samples_selected", "Samples selected by the Selection", ["namespace", "job"])
-SAMPLES_TOTAL = Gauge("limr_operator_samples_total", "Samples scored by the Selection", ["namespace", "job"])
+                  ["namespace", "limr_job", "phase"])
+SAMPLES_SELECTED = Gauge("limr_operator_samples_selected", "Samples selected by the Selection", ["namespace", "limr_job"])
+SAMPLES_TOTAL = Gauge("limr_operator_samples_total", "Samples scored by the Selection", ["namespace", "limr_job"])
 PHASE_DURATION = Gauge("limr_operator_phase_duration_seconds", "Seconds a phase ran (so far)",
-                       ["namespace", "job", "phase"])
+                       ["namespace", "limr_job", "phase"])
 
 _lock = threading.Lock()
 _phase_of: dict[tuple[str, str], str] = {}

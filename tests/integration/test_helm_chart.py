@@ -176,13 +176,13 @@ def test_service_and_monitors_select_the_operator() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
-    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert "honorLabels" not in monitor["spec"]["endpoints"][0]  # limr_job, not job: nothing to honour
     # The trainer monitor finds the metrics port the operator's RayJob builder declares on the head.
     from limr_operator import builders
 
     assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "limr-metrics"
     assert pod_monitor["spec"]["selector"]["matchExpressions"][0]["key"] == builders.LABEL_JOB
-    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
+    assert "honorLabels" not in pod_monitor["spec"]["podMetricsEndpoints"][0]
 
 
 def test_dashboard_configmap_carries_the_dashboard_file() -> None:

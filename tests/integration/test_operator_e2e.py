@@ -95,7 +95,7 @@ def test_pending_to_succeeded_through_all_phases(cluster, s3_server, s3_bucket, 
         status = wait_for(lambda: (cluster.job(ns, name) or {}).get("status", {}).get("samples", {}).get("total")
                           and cluster.job(ns, name)["status"], what="sample counts from summary.json")
         wait_for(lambda: "SelectionSummary" in [e["reason"] for e in events(cluster, ns, name)], what="summary Event")
-        wait_for(lambda: REGISTRY.get_sample_value("limr_operator_samples_selected", {"namespace": ns, "job": name}),
+        wait_for(lambda: REGISTRY.get_sample_value("limr_operator_samples_selected", {"namespace": ns, "limr_job": name}),
                  what="samples metric")
     assert r.exception is None, r.output
     assert status["selectedOfTotal"] == "1389/8523"
@@ -110,13 +110,13 @@ def test_pending_to_succeeded_through_all_phases(cluster, s3_server, s3_bucket, 
     assert "dGVzdGluZw" not in json.dumps(status) + json.dumps(cluster.rayjobs(ns))
     assert REGISTRY.get_sample_value("limr_operator_phase_transitions_total",
                                      {"from_phase": "Evaluation", "to_phase": "Succeeded"}) >= 1
-    assert REGISTRY.get_sample_value("limr_operator_samples_selected", {"namespace": ns, "job": name}) == 1389
+    assert REGISTRY.get_sample_value("limr_operator_samples_selected", {"namespace": ns, "limr_job": name}) == 1389
 
 
 def test_failed_rayjob_is_retried_then_the_job_fails(cluster):
     ns, name = "e2e-fail", "flaky"
     before = REGISTRY.get_sample_value("limr_operator_rayjob_retries_total",
-                                       {"namespace": ns, "job": name, "phase": "baseline"}) or 0
+                                       {"namespace": ns, "limr_job": name, "phase": "baseline"}) or 0
     with runner() as r:
         cluster.create_job(limr_job(name, ns, backoffLimit=1))
         wait_for(lambda: child(cluster, ns, "flaky-baseline-1"), what="attempt 1")
@@ -126,7 +126,7 @@ def test_failed_rayjob_is_retried_then_the_job_fails(cluster):
         cluster.set_rayjob(ns, "flaky-baseline-2", "Running", "STOPPED")
         wait_for(lambda: phase(cluster, ns, name) == "Failed", what="phase Failed")
         wait_for(lambda: REGISTRY.get_sample_value("limr_operator_rayjob_retries_total",
-                                                   {"namespace": ns, "job": name, "phase": "baseline"}),
+                                                   {"namespace": ns, "limr_job": name, "phase": "baseline"}),
                  what="retry metric")
         wait_for(lambda: {"RayJobFailed", "RayJobStopped", "BackoffLimitExceeded"}
                  <= {e["reason"] for e in events(cluster, ns, name) if e["type"] == "Warning"}, what="Warnings")
@@ -138,7 +138,7 @@ def test_failed_rayjob_is_retried_then_the_job_fails(cluster):
     warnings = {e["reason"] for e in events(cluster, ns, name) if e["type"] == "Warning"}
     assert {"RayJobFailed", "RayJobStopped", "BackoffLimitExceeded"} <= warnings
     after = REGISTRY.get_sample_value("limr_operator_rayjob_retries_total",
-                                      {"namespace": ns, "job": name, "phase": "baseline"})
+                                      {"namespace": ns, "limr_job": name, "phase": "baseline"})
     assert after - before == 1
 
 

@@ -120,13 +120,12 @@ def stack(tmp_path_factory, s3_server, s3_client):
         trainer = Process([sys.executable, str(HERE / "prometheus_feeds.py"), "trainer", str(tr_port)])
         processes.append(trainer)
         config = tmp / "prometheus.yml"
-        # honor_labels: the LIMRJob name travels in a label called `job` (see the chart README).
         config.write_text(json.dumps({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
-                {"job_name": "limr-operator", "honor_labels": True,
+                {"job_name": "limr-operator",
                  "static_configs": [{"targets": [f"127.0.0.1:{op_port}"]}]},
-                {"job_name": "limr-trainer", "honor_labels": True,
+                {"job_name": "limr-trainer",
                  "static_configs": [{"targets": [f"127.0.0.1:{tr_port}"]}]},
             ],
         }))
@@ -179,14 +178,14 @@ def test_every_dashboard_query_returns_data(stack) -> None:
 
     by_title = {title: results[expr] for title, expr in queries}
     samples = {r["metric"]["__name__"]: float(r["value"][1]) for r in
-               results['limr_operator_samples_selected{namespace=~"$namespace", job=~"$job"}']
-               + results['limr_operator_samples_total{namespace=~"$namespace", job=~"$job"}']}
+               results['limr_operator_samples_selected{namespace=~"$namespace", limr_job=~"$job"}']
+               + results['limr_operator_samples_total{namespace=~"$namespace", limr_job=~"$job"}']}
     assert samples == {"limr_operator_samples_selected": 1389, "limr_operator_samples_total": 8523}
     # With honor_labels the LIMRJob name survives in `job` (not renamed exported_job).
-    assert {r["metric"]["job"] for r in by_title["Reward mean"]} == {"demo"}
+    assert {r["metric"]["limr_job"] for r in by_title["Reward mean"]} == {"demo"}
     assert {r["metric"]["phase"] for r in by_title["Reward mean"]} == {"baseline", "retrain"}
-    assert {(r["metric"]["job"], r["metric"]["phase"]) for r in by_title["RayJob retries"]} == {("demo", "baseline")}
-    durations = {r["metric"]["phase"] for r in by_title["Phase durations"] if r["metric"]["job"] == "demo"}
+    assert {(r["metric"]["limr_job"], r["metric"]["phase"]) for r in by_title["RayJob retries"]} == {("demo", "baseline")}
+    durations = {r["metric"]["phase"] for r in by_title["Phase durations"] if r["metric"]["limr_job"] == "demo"}
     assert {"baseline", "selection", "retrain", "evaluation"} <= {p.lower() for p in durations}
 
 

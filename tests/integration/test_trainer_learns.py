@@ -60,6 +60,6 @@ def test_ppo_raises_reward(tmp_path):
     assert store.exists(final_model_prefix("learns", "baseline") + "model.safetensors")
     assert store.exists(final_model_prefix("learns", "baseline") + "config.json")
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
-    gauge = REGISTRY.get_sample_value("limr_trainer_reward_mean", {"job": "learns", "phase": "baseline"})
+    gauge = REGISTRY.get_sample_value("limr_trainer_reward_mean", {"limr_job": "learns", "phase": "baseline"})
     assert gauge == pytest.approx(rewards[-1])
-    assert REGISTRY.get_sample_value("limr_trainer_steps_total", {"job": "learns", "phase": "baseline"}) == 24
+    assert REGISTRY.get_sample_value("limr_trainer_steps_total", {"limr_job": "learns", "phase": "baseline"}) == 24

@@ -73,7 +73,7 @@ def test_dashboard_covers_the_required_views() -> None:
 def test_trainer_panels_are_per_job_and_phase() -> None:
     for title, expr in panel_queries(load_dashboard()):
         if any(n.startswith("limr_trainer_") for n in metric_names(expr)):
-            assert 'job=~"$job"' in expr and 'phase=~"$phase"' in expr, title
+            assert 'limr_job=~"$job"' in expr and 'phase=~"$phase"' in expr, title
 
 
 def test_dashboard_is_well_formed() -> None:

@@ -55,15 +55,15 @@ class Prometheus:
         cls = type(self)
         if not cls._metrics:
             for key, name in GAUGES.items():
-                cls._metrics[key] = Gauge(name, f"trainer {key.replace('_', ' ')}", ["job", "phase"])
+                cls._metrics[key] = Gauge(name, f"trainer {key.replace('_', ' ')}", ["limr_job", "phase"])
             cls._metrics["stage"] = Gauge("limr_trainer_step_duration_seconds", "seconds per PPO stage",
-                                          ["job", "phase", "stage"])
-            cls._metrics["steps"] = Counter("limr_trainer_steps", "PPO steps done", ["job", "phase"])
+                                          ["limr_job", "phase", "stage"])
+            cls._metrics["steps"] = Counter("limr_trainer_steps", "PPO steps done", ["limr_job", "phase"])
         port = port if port is not None else int(os.environ["LIMR_METRICS_PORT"]) if os.environ.get("LIMR_METRICS_PORT") else None
         if port is not None and not cls._server_started:
             start_http_server(port)
             cls._server_started = True
-        self.labels = {"job": job, "phase": phase}
+        self.labels = {"limr_job": job, "phase": phase}
 
     def observe(self, row: dict[str, Any]) -> None:
         m = type(self)._metrics
