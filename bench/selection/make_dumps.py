@@ -33,7 +33,7 @@ def response_text(rng: np.random.Generator, length: int, answer: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--prompts", default="/work/shared/data/limr/data/prompts/math.8k.json")
+    p.add_argument("--prompts", default=str(Path(__file__).resolve().parents[3] / "shared/data/limr/data/prompts/math.8k.json"))
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=21)
     p.add_argument("--steps-per-epoch", type=int, default=8)
