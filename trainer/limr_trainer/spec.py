@@ -1011,3 +1011,17 @@ def to_manifest(job: LIMRJob) -> dict[str, Any]:
 
 def job_name_ok(name: str) -> bool:
     return bool(re.fullmatch(DNS_LABEL_PATTERN, name)) and len(name) <= 40
+
+
+def load_job_or_report(source: str | Path, stream: Any = None) -> LIMRJob | None:
+    """For commands: the job, or None after printing each error as `FILE: field.path: message`
+    (the caller then exits 2). One place, so every command explains bad input the same way."""
+    import sys
+
+    try:
+        return load_job(source)
+    except JobError as err:
+        out = stream or sys.stderr
+        for path, msg in err.errors:
+            print(f"{source}: {path + ': ' if path else ''}{msg}", file=out)
+        return None

@@ -35,13 +35,10 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     from limr_trainer import phases
-    from limr_trainer.spec import JobError, load_job
+    from limr_trainer.spec import load_job_or_report
 
-    try:
-        job = load_job(args.job)
-    except JobError as err:
-        for path, msg in err.errors:
-            print(f"{args.job}: {path + ': ' if path else ''}{msg}", file=sys.stderr)
+    job = load_job_or_report(args.job)
+    if job is None:
         return 2
     if args.phase == "retrain" and (args.arm or "lim") != "lim" and args.arm not in job.spec.retrain.comparisons:
         print(f"arm {args.arm!r} is not in spec.retrain.comparisons", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,13 +33,10 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
         return int(exc.code or 0)
-    from limr_trainer.spec import JobError, load_job
+    from limr_trainer.spec import load_job_or_report
 
-    try:
-        job = load_job(args.job)
-    except JobError as err:
-        for path, msg in err.errors:
-            print(f"{args.job}: {path + ': ' if path else ''}{msg}", file=sys.stderr)
+    job = load_job_or_report(args.job)
+    if job is None:
         return 2
     from rich.console import Console
 
