@@ -178,7 +178,7 @@ def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
     model.save_pretrained(model_dir, safe_serialization=True)
     return {"loss": loss_value}
 
