@@ -181,28 +181,26 @@ def run_ppo(ctx: Context, phase: str, prompt_ids: list[str] | None) -> dict[str,
     return run_ppo_phase(ctx.job, phase, prompt_ids=prompt_ids, storage=ctx.storage, progress=on_progress)
 
 
-def run_baseline(ctx: Context) -> dict[str, Any]:
-    """PPO on the full dataset for baseline.epochs; reward records streamed to storage."""
-    phase = "baseline"
+def once(ctx: Context, phase: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a phase's work unless its done-marker exists (a rerun skips it), time it, and write the
+    marker last, so an interrupted phase is never taken for a finished one."""
     if (done := done_summary(ctx.storage, ctx.name, phase)) is not None:
         return {**done, "skipped": True}
     started = time.time()
-    result = run_ppo(ctx, phase, None)
-    summary = {**_jsonable(result), "phase": phase, "seconds": round(time.time() - started, 1)}
+    summary = {**_jsonable(work()), "phase": phase, "seconds": round(time.time() - started, 1)}
     return mark_done(ctx.storage, ctx.name, phase, summary)
+
+
+def run_baseline(ctx: Context) -> dict[str, Any]:
+    """PPO on the full dataset for baseline.epochs; reward records streamed to storage."""
+    return once(ctx, "baseline", lambda: run_ppo(ctx, "baseline", None))
 
 
 def run_selection(ctx: Context) -> dict[str, Any]:
     """Score the baseline trajectories, select, and write scores / subset / summary / plots."""
     from limr_trainer import selection_phase
 
-    phase = "selection"
-    if (done := done_summary(ctx.storage, ctx.name, phase)) is not None:
-        return {**done, "skipped": True}
-    started = time.time()
-    summary = selection_phase.run(ctx.job, ctx.storage, load_dataset_rows(ctx.job))
-    summary = {**summary, "phase": phase, "seconds": round(time.time() - started, 1)}
-    return mark_done(ctx.storage, ctx.name, phase, summary)
+    return once(ctx, "selection", lambda: selection_phase.run(ctx.job, ctx.storage, load_dataset_rows(ctx.job)))
 
 
 def subset_ids(ctx: Context, arm: str) -> list[str] | None:
@@ -216,39 +214,27 @@ def subset_ids(ctx: Context, arm: str) -> list[str] | None:
 
 def run_retrain(ctx: Context, arm: str = "lim") -> dict[str, Any]:
     """PPO from the base model on one arm's subset for retrain.epochs."""
-    phase = retrain_phase(arm)
-    if (done := done_summary(ctx.storage, ctx.name, phase)) is not None:
-        return {**done, "skipped": True}
-    started = time.time()
-    if arm == "full" and full_arm_reuses_baseline(ctx.job):
-        base = done_summary(ctx.storage, ctx.name, "baseline")
-        if base is None:
-            raise RuntimeError("the full-data arm reuses the baseline run, which has not completed")
-        summary = {"phase": phase, "arm": arm, "reuses": "baseline", "questions": base.get("questions")}
-        return mark_done(ctx.storage, ctx.name, phase, summary)
-    ids = subset_ids(ctx, arm)
-    if ids is not None and not ids:
-        summary = {"phase": phase, "arm": arm, "questions": 0, "trained": False,
-                   "note": "the selection is empty: nothing to train"}
-        return mark_done(ctx.storage, ctx.name, phase, summary)
-    result = run_ppo(ctx, phase, ids)
-    questions = len(ids) if ids is not None else len(load_dataset_rows(ctx.job))
-    summary = {**_jsonable(result), "phase": phase, "arm": arm, "questions": questions,
-               "seconds": round(time.time() - started, 1)}
-    return mark_done(ctx.storage, ctx.name, phase, summary)
+
+    def work() -> dict[str, Any]:
+        if arm == "full" and full_arm_reuses_baseline(ctx.job):
+            base = done_summary(ctx.storage, ctx.name, "baseline")
+            if base is None:
+                raise RuntimeError("the full-data arm reuses the baseline run, which has not completed")
+            return {"arm": arm, "reuses": "baseline", "questions": base.get("questions")}
+        ids = subset_ids(ctx, arm)
+        if ids is not None and not ids:
+            return {"arm": arm, "questions": 0, "trained": False, "note": "the selection is empty: nothing to train"}
+        questions = len(ids) if ids is not None else len(load_dataset_rows(ctx.job))
+        return {**_jsonable(run_ppo(ctx, retrain_phase(arm), ids)), "arm": arm, "questions": questions}
+
+    return once(ctx, retrain_phase(arm), work)
 
 
 def run_evaluation(ctx: Context) -> dict[str, Any]:
     """Accuracy of the base model and every trained arm, then the report."""
     from limr_trainer import evaluation_phase
 
-    phase = "evaluation"
-    if (done := done_summary(ctx.storage, ctx.name, phase)) is not None:
-        return {**done, "skipped": True}
-    started = time.time()
-    summary = evaluation_phase.run(ctx)
-    summary = {**summary, "phase": phase, "seconds": round(time.time() - started, 1)}
-    return mark_done(ctx.storage, ctx.name, phase, summary)
+    return once(ctx, "evaluation", lambda: evaluation_phase.run(ctx))
 
 
 def run_step(ctx: Context, phase: str, arm: str | None = None) -> dict[str, Any]:
