@@ -96,3 +96,9 @@ def test_phase_command_runs_a_finished_phase_as_a_no_op(tmp_path, capsys):
     assert phase.main(["--job", str(job), "--phase", "selection", "--attempt", "2"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert '"attempt": 2' in last and '"skipped": true' in last
+
+
+def test_summary_line_of_a_selection_reads_as_a_fraction():
+    line = pipeline.summary_line("selection", {"questions": 33, "selected": 33, "total": 96, "dropped": 0,
+                                               "threshold": 0.6, "seconds": 1.2})
+    assert line == "selection: selected 33/96, 0 dropped, threshold 0.6, 1 s"

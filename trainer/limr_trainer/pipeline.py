@@ -76,15 +76,18 @@ def summary_line(phase: str, summary: dict[str, Any]) -> str:
     if summary.get("skipped"):
         return f"{phase}: done earlier, skipped"
     parts = []
+    if summary.get("selected") is not None and summary.get("total") is not None:
+        # a selection: "selected 33/96", not "33 questions, 33 selected, of 96"
+        summary = {k: v for k, v in summary.items() if k != "questions"}
+        summary["selected"] = f"{summary['selected']}/{summary.pop('total')}"
     for key, fmt in (
         ("steps", "{} steps"),
         ("questions", "{} questions"),
         ("reward_first", "reward {:.3f}"),
         ("reward_last", "-> {:.3f}"),
         ("accuracy_last", "acc {:.3f}"),
-        ("selected", "{} selected"),
-        ("total", "of {}"),
-        ("dropped", "({} dropped)"),
+        ("selected", "selected {}"),
+        ("dropped", "{} dropped"),
         ("threshold", "threshold {}"),
         ("reuses", "reuses the {} run"),
         ("report", "report {}"),
