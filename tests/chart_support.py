@@ -10,12 +10,11 @@ import json
 import re
 import shutil
 import socket
-from pathlib import Path
 from typing import Any
 
+from paths import REPO
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "limr-operator"
 DASHBOARD = CHART / "dashboards" / "limr-dashboard.json"
 DASHBOARD_COPY = REPO / "manifests" / "grafana" / "limr-dashboard.json"

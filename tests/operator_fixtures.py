@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
-from limr_trainer.spec import load_job
+from limr_api.loader import load_job
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
 
 
@@ -53,7 +52,7 @@ def built_jobs() -> dict[str, dict[str, Any]]:
 
 def example_jobs() -> dict[str, dict[str, Any]]:
     """The checked-in examples when present, plus the built shapes."""
-    from limr_trainer.spec import load_yaml
+    from limr_api.loader import load_yaml
 
     out = {p.stem: load_yaml(p) for p in sorted(EXAMPLES.glob("*.yaml"))} if EXAMPLES.is_dir() else {}
     out.update(built_jobs())

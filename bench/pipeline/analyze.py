@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from limr_trainer.toy import arithmetic_rows
+from limr_trainer.data.synthetic import arithmetic_rows
 
 
 def analyze(root: Path) -> dict:

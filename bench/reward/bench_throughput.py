@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil
 import workload
 from limr_trainer.reward import RewardItem, check
-from limr_trainer.reward_pool import CheckerPool
+from limr_trainer.reward.pool import CheckerPool
 
 
 def pct(xs: list[float], q: float) -> float:

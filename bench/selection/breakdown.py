@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import msgspec
-from limr_trainer.lim import TrajectoryAccumulator, select
-from limr_trainer.selection_plots import render
-from limr_trainer.selection_readers import _FileReader, _storage, decode_openrlhf, openrlhf_steps
+from limr_trainer.selection.lim import TrajectoryAccumulator, select
+from limr_trainer.selection.plots import render
+from limr_trainer.selection.readers import _FileReader, decode_openrlhf, open_input, openrlhf_steps
 
 
 def best(fn, repeats: int, setup=None) -> float:
@@ -55,7 +55,7 @@ def main() -> int:
     a = p.parse_args()
     uri = str(Path(a.dumps).resolve())
     steps = openrlhf_steps(uri, 8, 21)
-    reader = _FileReader(uri, _storage(uri))
+    reader = _FileReader(open_input(uri))
     size = sum(len(reader.read(k)) for _, k in steps) / 1e9
     raw = msgspec.json.Decoder(list[msgspec.Raw])
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import msgspec
-from limr_trainer.selection_readers import decode_openrlhf
+from limr_trainer.selection.readers import decode_openrlhf
 
 
 class WithResponse(msgspec.Struct, gc=False):

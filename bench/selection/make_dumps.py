@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.parquet:
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from limr_trainer.records import SCHEMA
+        from limr_trainer.data.records import SCHEMA
     step = 0
     for epoch in range(a.epochs):
         order = rng.permutation(n)

@@ -24,9 +24,10 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
 
-    from limr_trainer import layout, toy
-    from limr_trainer.ppo import run_ppo_phase
-    from limr_trainer.spec import load_job
+    from limr_api import layout
+    from limr_api.loader import load_job
+    from limr_trainer.ppo import run_ppo_step
+    from limr_trainer.runtime import toy_model as toy
     from limr_trainer.storage import open_storage
 
     model = toy.ensure_toy_model(REPO / ".cache" / "toy-models", warm_steps=toy.TOY_WARM_STEPS)
@@ -34,7 +35,7 @@ def main() -> None:
     job = load_job(toy.toy_job(str(model), out, name="bench", epochs=8, rollout={"backend": args.backend}))
     started = {}
     t0 = time.perf_counter()
-    run_ppo_phase(job, "baseline", max_steps=args.steps,
+    run_ppo_step(job, "baseline", max_steps=args.steps,
                   progress=lambda e: started.setdefault("first", time.perf_counter() - t0) if e["event"] == "start" else None)
     rows = list(open_storage(out).iter_jsonl(layout.metrics_key("bench", "baseline")))[1:]
     stages = {k: round(statistics.median(r["seconds"][k] for r in rows), 3) for k in rows[0]["seconds"]}

@@ -73,14 +73,16 @@ def main() -> None:
 
     import ray
     import torch
-    from limr_trainer import toy
+    from limr_trainer.data.prompts import render_prompt
+    from limr_trainer.data.synthetic import arithmetic_rows
     from limr_trainer.rollout import SamplingConfig, make_backend
+    from limr_trainer.runtime import toy_model as toy
     from transformers import AutoTokenizer
 
     model = str(toy.ensure_toy_model(REPO / ".cache" / "toy-models", size=args.size))
     tok = AutoTokenizer.from_pretrained(model)
-    rows = toy.arithmetic_rows(args.prompts, seed=11)
-    prompts = [toy.render_chat(tok, r["prompt"]) for r in rows]
+    rows = arithmetic_rows(args.prompts, seed=11)
+    prompts = [render_prompt(tok, r["prompt"]) for r in rows]
     sampling = SamplingConfig(n=args.n, temperature=1.0, max_tokens=args.max_tokens, seed=5)
     params = sum(p.numel() for p in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
         f"{model}/model.safetensors").values())

@@ -1,4 +1,4 @@
 """The LIMR kopf operator: thin kopf handlers -> pure reconcile -> pure builders.
 
-Imports only `limr_trainer.spec` from the trainer side (no torch, no Ray).
+Imports `limr_api` and nothing of the trainer (its image has no torch, no Ray, no trainer code).
 """

@@ -17,10 +17,12 @@ import json
 from typing import Any
 
 import yaml
-from limr_trainer.spec import API_VERSION, KIND, LIMRJob, LIMRJobSpec, WorkerGroup, to_manifest
+from limr_api.cluster import WorkerGroup
+from limr_api.constants import API_VERSION, KIND
+from limr_api.job import LIMRJob, LIMRJobSpec, to_manifest
+from limr_api.plan import Step
 
 from .naming import child_name
-from .phases import Step
 
 CONFIG_DIR = "/etc/limr"
 JOB_FILE = "job.yaml"
@@ -51,7 +53,7 @@ def labels(job: LIMRJob, step: Step, attempt: int) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/name": "limr",
         LABEL_JOB: job.metadata.name,
-        LABEL_PHASE: step.phase,
+        LABEL_PHASE: step.kind,
         LABEL_ATTEMPT: str(attempt),
     }
     if step.arm:
@@ -61,10 +63,8 @@ def labels(job: LIMRJob, step: Step, attempt: int) -> dict[str, str]:
 
 def entrypoint(step: Step, attempt: int) -> list[str]:
     """The phase runner command (the RayJob entrypoint, the Job's container command)."""
-    cmd = ["python", "-m", "limr_trainer", "phase", "--job", f"{CONFIG_DIR}/{JOB_FILE}", "--phase", step.phase]
-    if step.arm:
-        cmd += ["--arm", step.arm]
-    return cmd + ["--attempt", str(attempt)]
+    return ["python", "-m", "limr_trainer", "phase", "--job", f"{CONFIG_DIR}/{JOB_FILE}", "--step", step.key,
+            "--attempt", str(attempt)]
 
 
 def _metadata(job: LIMRJob, uid: str, name: str, step: Step, attempt: int, workload: bool = True) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def role_resources(group: WorkerGroup) -> str:
 
 def config_map(job: LIMRJob, uid: str, step: Step, attempt: int) -> dict[str, Any]:
     """The resolved job (every default filled in) as /etc/limr/job.yaml; immutable per attempt."""
-    name = child_name(job.metadata.name, step.phase, attempt, step.arm)
+    name = child_name(job.metadata.name, step, attempt)
     manifest = to_manifest(job)
     manifest["metadata"] = {k: v for k, v in manifest["metadata"].items() if k in ("name", "namespace")}
     return {
@@ -169,7 +169,7 @@ def ray_job(job: LIMRJob, uid: str, step: Step, attempt: int) -> dict[str, Any]:
     """The RayJob of a GPU phase attempt; its Ray cluster shuts down after the entrypoint ends."""
     spec = job.spec
     jname = job.metadata.name
-    name = child_name(jname, step.phase, attempt, step.arm)
+    name = child_name(jname, step, attempt)
     head = spec.cluster.head
     head_container = _container(spec, "ray-head", jname, step, head.cpu, head.memory)
     head_container["ports"] = [
@@ -226,7 +226,7 @@ def selection_job(job: LIMRJob, uid: str, step: Step, attempt: int) -> dict[str,
     """The CPU-only Selection as a batch/v1 Job (see the module docstring for why not a RayJob)."""
     spec = job.spec
     jname = job.metadata.name
-    name = child_name(jname, step.phase, attempt, step.arm)
+    name = child_name(jname, step, attempt)
     head = spec.cluster.head
     container = _container(spec, "selection", jname, step, SELECTION_RESOURCES["cpu"], SELECTION_RESOURCES["memory"])
     container["command"] = entrypoint(step, attempt)

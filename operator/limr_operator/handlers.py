@@ -15,6 +15,7 @@ LIMR_METRICS_POLL (s between reads of the running phase's metrics.jsonl tail, 60
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -22,18 +23,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from limr_trainer.spec import GROUP, PLURAL, VERSION, JobError, load_job
+from limr_api.constants import GROUP, PLURAL, VERSION
+from limr_api.errors import JobError
+from limr_api.loader import load_job
 
 from . import builders, kube, metrics
-from .layout import metrics_uri, summary_uri
 from .reconcile import invalid_spec_status, metrics_step, needs_summary, reconcile, status_patch
-from .summary import SummaryUnavailable, read_last_jsonl, read_summary
+from .storage import Access, SummaryUnavailable, metrics_uri, read_last_jsonl, read_summary, summary_uri
 
 FINALIZER = "limr.io/finalizer"
 PREFIX = "limr.io"
-INTERVAL = float(os.environ.get("LIMR_RECONCILE_INTERVAL", "10"))
-SUMMARY_RETRY = float(os.environ.get("LIMR_SUMMARY_RETRY", "60"))
-METRICS_POLL = float(os.environ.get("LIMR_METRICS_POLL", "60"))
+
+
+def env_seconds(name: str, default: float, low: float = 0.1, high: float = 86400.0) -> float:
+    """A duration from the environment; anything not a finite number in [low, high] is refused."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not low <= value <= high:
+        raise SystemExit(f"limr operator: {name}={text!r} must be a number of seconds in [{low:g}, {high:g}]")
+    return value
+
+
+INTERVAL = env_seconds("LIMR_RECONCILE_INTERVAL", 10.0)
+SUMMARY_RETRY = env_seconds("LIMR_SUMMARY_RETRY", 60.0)
+METRICS_POLL = env_seconds("LIMR_METRICS_POLL", 60.0)
 CHILD_FILTER = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
 
 log = logging.getLogger("limr_operator")
@@ -97,20 +115,20 @@ def _lock(uid: str) -> threading.Lock:
 
 def _read_storage(what: str, reader: Any, uri: str, job: Any, namespace: str, memo: Any, logger: Any,
                   every: float) -> dict[str, Any] | None:
-    """Read one stored JSON object with the job's credentials, at most once per `every` seconds."""
+    """Read one stored JSON object with the job's own credentials (anonymous without a Secret), at
+    most once per `every` seconds."""
     now = time.monotonic()
     if now - memo.get(f"{what}_tried", -1e9) < every:
         return None
     memo[f"{what}_tried"] = now
     st = job.spec.storage
-    creds: dict[str, str] = {}
     try:
+        access = Access(st.endpoint, st.region)
         if st.secretRef:
             keys = [st.secretRef.accessKeyIdKey, st.secretRef.secretAccessKeyKey]
             creds = kube.read_secret_keys(namespace, st.secretRef.name, keys)
-        return reader(uri, st.endpoint, st.region,
-                      creds.get(st.secretRef.accessKeyIdKey) if st.secretRef else None,
-                      creds.get(st.secretRef.secretAccessKeyKey) if st.secretRef else None)
+            access = Access(st.endpoint, st.region, creds.get(keys[0]), creds.get(keys[1]))
+        return reader(uri, access)
     except SummaryUnavailable as exc:
         logger.debug(f"{what} not readable yet: {exc}")
     except Exception as exc:  # noqa: BLE001  (Secret missing or unreadable: status still progresses)

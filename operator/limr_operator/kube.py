@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from limr_trainer.spec import GROUP, PLURAL, VERSION
+from limr_api.constants import GROUP, PLURAL, VERSION
 
 from .reconcile import Action
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from collections import Counter as _Tally
 
+from limr_api.plan import PHASES
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-PHASES = ("Pending", "Baseline", "Selection", "Retrain", "Evaluation", "Succeeded", "Failed", "Suspended")
 
 JOBS = Gauge("limr_operator_jobs", "LIMRJobs by phase", ["phase"])
 TRANSITIONS = Counter("limr_operator_phase_transitions_total", "Phase transitions", ["from_phase", "to_phase"])

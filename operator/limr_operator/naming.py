@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from limr_api.plan import LIM_ARM, Step
+
 MAX_NAME = 47
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _SHORT = {"baseline": "baseline", "selection": "select", "retrain": "retrain", "evaluation": "eval"}
@@ -19,11 +21,12 @@ def is_dns1035(name: str, max_len: int = 63) -> bool:
     return bool(_DNS1035.match(name)) and len(name) <= max_len
 
 
-def child_name(job: str, phase: str, attempt: int, arm: str | None = None) -> str:
-    """`<job>-<phase>[-<arm>]-<attempt>`, e.g. `qwen-math-7b-limr-retrain-random-2`."""
+def child_name(job: str, step: Step, attempt: int) -> str:
+    """`<job>-<kind>[-<arm>]-<attempt>`, e.g. `qwen-math-7b-limr-retrain-random-2` (the LIM arm has no suffix)."""
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
-    suffix = "-" + _SHORT[phase] + (f"-{arm}" if arm else "") + f"-{attempt}"
+    arm = step.arm if step.arm not in (None, LIM_ARM) else None
+    suffix = "-" + _SHORT[step.kind] + (f"-{arm}" if arm else "") + f"-{attempt}"
     if len(job) + len(suffix) <= MAX_NAME:
         return job + suffix
     digest = hashlib.sha256(job.encode()).hexdigest()[:6]

@@ -8,21 +8,22 @@ Retries are new attempts (new names) that the trainer resumes from the checkpoin
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from limr_trainer.spec import LIMRJob
+from limr_api.job import LIMRJob
+from limr_api.plan import STAGES, TERMINAL_PHASES, Step, enabled_stages, parse_step, stage_steps
+from limr_api.status import Condition, LatestMetrics, LIMRJobStatus, PhaseStatus, SampleCounts
 
-from . import builders, layout
+from . import builders
 from .childstatus import Outcome, classify, is_suspended
 from .conditions import set_condition
 from .naming import child_name
-from .phases import STAGES, Step, enabled_stages, steps_of
+from .storage import artifacts
 
-TERMINAL = ("Succeeded", "Failed")
+TERMINAL = TERMINAL_PHASES
 DEADLINE_GRACE_SECONDS = 120  # after KubeRay's own activeDeadlineSeconds should have fired
 
 
@@ -49,7 +50,7 @@ class Event:
 @dataclass
 class Result:
     actions: list[Action] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)  # the new LIMRJobStatus, in its JSON form
     events: list[Event] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)  # step keys that got a new attempt
@@ -68,21 +69,38 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-TRAINING_STEPS = ("baseline", "retrain")
+def read_status(status: dict[str, Any] | LIMRJobStatus | None) -> LIMRJobStatus:
+    """The stored status as the typed model (unknown fields ignored; unreadable parts start over)."""
+    if isinstance(status, LIMRJobStatus):
+        return status.model_copy(deep=True)
+    try:
+        return LIMRJobStatus.model_validate(status or {})
+    except ValueError:
+        return LIMRJobStatus()
 
 
-def metrics_step(status: dict[str, Any]) -> str | None:
+def dump_status(status: LIMRJobStatus) -> dict[str, Any]:
+    """The status as JSON, without unset fields and empty sections."""
+    return {k: v for k, v in status.model_dump(mode="json", exclude_none=True).items() if v not in ({}, [])}
+
+
+def metrics_step(status: dict[str, Any] | LIMRJobStatus) -> str | None:
     """The running PPO step (`baseline`, `retrain`, `retrain-<arm>`) whose metrics.jsonl to follow."""
-    for key, ps in (status.get("phases") or {}).items():
-        if ps.get("state") == "Running" and key.split("-")[0] in TRAINING_STEPS:
+    for key, ps in read_status(status).phases.items():
+        try:
+            trains = parse_step(key).trains
+        except ValueError:
+            continue
+        if ps.state == "Running" and trains:
             return key
     return None
 
 
-def needs_summary(status: dict[str, Any]) -> bool:
+def needs_summary(status: dict[str, Any] | LIMRJobStatus) -> bool:
     """Whether the handler should read selection/summary.json before the next reconcile."""
-    sel = (status.get("phases") or {}).get("selection") or {}
-    return sel.get("state") == "Succeeded" and (status.get("samples") or {}).get("total") is None
+    st = read_status(status)
+    sel = st.phases.get("selection")
+    return sel is not None and sel.state == "Succeeded" and st.samples.total is None
 
 
 class _Reconciler:
@@ -91,8 +109,8 @@ class _Reconciler:
                  latest: tuple[str, dict[str, Any]] | None = None):
         self.job, self.spec, self.uid, self.gen = job, job.spec, uid, generation
         self.name, self.ns = job.metadata.name, job.metadata.namespace
-        self.old = status or {}
-        self.st = copy.deepcopy(self.old)
+        self.old = read_status(status)
+        self.st = self.old.model_copy(deep=True)
         self.observed, self.summary, self.now = observed, summary, rfc3339(now)
         self.latest = latest
         self.now_dt = now
@@ -101,9 +119,8 @@ class _Reconciler:
         self.degraded: Outcome | None = None
 
     # ------------------------------------------------------------------ helpers
-    def phase_status(self, key: str) -> dict[str, Any]:
-        phases = self.st.setdefault("phases", {})
-        return phases.setdefault(key, {"state": "Pending", "attempts": 0})
+    def phase_status(self, key: str) -> PhaseStatus:
+        return self.st.phases.setdefault(key, PhaseStatus())
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.res.events.append(Event(type_, reason, message))
@@ -114,24 +131,24 @@ class _Reconciler:
                                            self.ns, body=obj))
 
     # ------------------------------------------------------------------ steps
-    def start(self, step: Step, ps: dict[str, Any], attempt: int, why: str) -> None:
-        ps.update(state="Running", attempts=attempt, rayJobName=child_name(self.name, step.phase, attempt, step.arm))
-        ps.setdefault("startTime", self.now)
+    def start(self, step: Step, ps: PhaseStatus, attempt: int, why: str) -> None:
+        ps.state, ps.attempts, ps.rayJobName = "Running", attempt, child_name(self.name, step, attempt)
+        ps.startTime = ps.startTime or self.now
         if self.spec.suspend:
             return  # the attempt is recorded; its child is created on resume
         self.create_attempt(step, attempt)
         kind = "RayJob" if step.gpu else "Job"
-        self.event("Normal", "AttemptStarted", f"{step.key}: attempt {attempt}: {kind} {ps['rayJobName']}{why}")
+        self.event("Normal", "AttemptStarted", f"{step.key}: attempt {attempt}: {kind} {ps.rayJobName}{why}")
 
-    def fail_attempt(self, step: Step, ps: dict[str, Any], outcome: Outcome) -> None:
-        attempt = ps["attempts"]
-        ps["message"] = f"attempt {attempt}: {outcome.message}"
+    def fail_attempt(self, step: Step, ps: PhaseStatus, outcome: Outcome) -> None:
+        attempt = ps.attempts
+        ps.message = f"attempt {attempt}: {outcome.message}"
         self.event("Warning", outcome.reason or "AttemptFailed", f"{step.key}: attempt {attempt} failed: {outcome.message}")
         if attempt <= self.spec.backoffLimit:
             self.res.retries.append(step.key)
             self.start(step, ps, attempt + 1, f" (retry {attempt} of {self.spec.backoffLimit})")
             return
-        ps.update(state="Failed", completionTime=self.now)
+        ps.state, ps.completionTime = "Failed", self.now
         message = (f"{step.key} failed {attempt} time(s) (backoffLimit {self.spec.backoffLimit}); "
                    f"last: {outcome.message}")
         self.failure = ("BackoffLimitExceeded", message)
@@ -139,27 +156,27 @@ class _Reconciler:
     def step(self, step: Step) -> str:
         """Advance one step; returns its state."""
         ps = self.phase_status(step.key)
-        if ps["state"] in ("Succeeded", "Failed", "Skipped"):
-            return ps["state"]
-        if ps.get("attempts", 0) < 1 or ps["state"] == "Pending":
-            self.start(step, ps, max(1, ps.get("attempts", 0)), "")
-            return ps["state"]
-        attempt = ps["attempts"]
-        name = child_name(self.name, step.phase, attempt, step.arm)
-        ps["rayJobName"] = name
+        if ps.state in ("Succeeded", "Failed", "Skipped"):
+            return ps.state
+        if ps.attempts < 1 or ps.state == "Pending":
+            self.start(step, ps, max(1, ps.attempts), "")
+            return ps.state
+        attempt = ps.attempts
+        name = child_name(self.name, step, attempt)
+        ps.rayJobName = name
         obj = self.observed.get(name)
         if obj is None:
             if not self.spec.suspend:  # not created yet, not seen yet, or deleted by someone: (re)create
                 self.create_attempt(step, attempt)
-            return ps["state"]
+            return ps.state
         outcome = classify(obj)
         if outcome.state == "running" and self.deadline_exceeded(obj):
             self.res.actions.append(Action("delete", obj.get("apiVersion", ""), obj.get("kind", ""), name, self.ns))
             outcome = Outcome("failed", "DeadlineExceeded",
                               f"{obj.get('kind')} {name} ran past phaseDeadlineSeconds={self.spec.phaseDeadlineSeconds}")
         if outcome.state == "succeeded":
-            ps.update(state="Succeeded", completionTime=self.now, message=None)
-            self.st.setdefault("artifacts", {}).update(layout.artifacts(self.spec, self.name, step.key))
+            ps.state, ps.completionTime, ps.message = "Succeeded", self.now, None
+            self.st.artifacts.update(artifacts(self.spec, self.name, step.key))
             self.event("Normal", "PhaseSucceeded", f"{step.key}: attempt {attempt} succeeded ({obj.get('kind')} {name})")
         elif outcome.state == "failed":
             self.fail_attempt(step, ps, outcome)
@@ -167,7 +184,7 @@ class _Reconciler:
             self.degraded = outcome
         else:
             self.suspend_child(obj, name)
-        return ps["state"]
+        return ps.state
 
     def deadline_exceeded(self, obj: dict[str, Any]) -> bool:
         limit = self.spec.phaseDeadlineSeconds
@@ -188,21 +205,22 @@ class _Reconciler:
 
     # ------------------------------------------------------------------ whole job
     def run(self) -> Result:
-        old_phase = self.old.get("phase") or "Pending"
+        old_phase = self.old.phase
         if old_phase in TERMINAL:
             return self.finish(old_phase, reconcile_children=False)
-        self.st.setdefault("startTime", self.now)
+        self.st.startTime = self.st.startTime or self.now
         for stage in STAGES:
             if stage not in enabled_stages(self.spec):
-                for step in steps_of(self.spec, stage):
-                    self.phase_status(step.key).update(state="Skipped", attempts=0)
+                for step in stage_steps(self.spec, stage):
+                    ps = self.phase_status(step.key)
+                    ps.state, ps.attempts = "Skipped", 0
         if not self.spec.baseline.enabled and self.spec.baseline.recordsUri:
-            self.st.setdefault("artifacts", {})["baselineRecords"] = self.spec.baseline.recordsUri
+            self.st.artifacts["baselineRecords"] = self.spec.baseline.recordsUri
         self.apply_summary()
         self.apply_metrics()
         current = None
         for stage in enabled_stages(self.spec):
-            states = [self.step(step) for step in steps_of(self.spec, stage)]
+            states = [self.step(step) for step in stage_steps(self.spec, stage)]
             self.apply_summary()
             if self.failure:
                 self.stop_siblings(stage)
@@ -216,30 +234,29 @@ class _Reconciler:
 
     def stop_siblings(self, stage: str) -> None:
         """The job failed: delete the still-running workloads of its stage (comparison arms) to free GPUs."""
-        for step in steps_of(self.spec, stage):
+        for step in stage_steps(self.spec, stage):
             ps = self.phase_status(step.key)
-            if ps["state"] != "Running":
+            if ps.state != "Running":
                 continue
-            name = child_name(self.name, step.phase, ps["attempts"], step.arm)
+            name = child_name(self.name, step, ps.attempts)
             obj = self.observed.get(name)
             if obj is not None:
                 self.res.actions.append(Action("delete", obj.get("apiVersion", ""), obj.get("kind", ""), name, self.ns))
-            ps.update(state="Failed", completionTime=self.now, message="stopped: another step of the job failed")
+            ps.state, ps.completionTime, ps.message = "Failed", self.now, "stopped: another step of the job failed"
 
     def apply_summary(self) -> None:
         s = self.summary
         if not s or not needs_summary(self.st):
             return
-        total = s.get("total", s.get("scored"))
-        samples = {k: v for k, v in (("total", total), ("selected", s.get("selected")),
-                                     ("dropped", s.get("dropped"))) if isinstance(v, int)}
-        if not samples:
+        counts = {k: s.get(k) for k in ("total", "selected", "dropped")}
+        counts = {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+        if not counts:
             return
-        self.st["samples"] = samples
-        if "selected" in samples and "total" in samples:
-            self.st["selectedOfTotal"] = f"{samples['selected']}/{samples['total']}"
+        self.st.samples = SampleCounts(**counts)
+        if "selected" in counts and "total" in counts:
+            self.st.selectedOfTotal = f"{counts['selected']}/{counts['total']}"
         self.event("Normal", "SelectionSummary",
-                   f"selected {samples.get('selected')} of {samples.get('total')} samples "
+                   f"selected {counts.get('selected')} of {counts.get('total')} samples "
                    f"({s.get('strategy', self.spec.selection.strategy)}, threshold {s.get('threshold')})")
 
     def apply_metrics(self) -> None:
@@ -252,39 +269,39 @@ class _Reconciler:
                             ("accuracy", row.get("accuracy"))):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 ok[name] = int(value) if name == "step" else float(value)
-        self.st["metrics"] = ok
+        self.st.metrics = LatestMetrics(**ok)
 
     def finish(self, phase: str, reconcile_children: bool = True) -> Result:
-        old_phase = self.old.get("phase") or "Pending"
+        old_phase = self.old.phase
         st = self.st
-        st["phase"] = phase
-        st["observedGeneration"] = self.gen
+        st.phase = phase
+        st.observedGeneration = self.gen
         if phase in TERMINAL:
-            st.setdefault("completionTime", self.now)
+            st.completionTime = st.completionTime or self.now
         if phase != old_phase:
             self.res.transitions.append((old_phase, phase))
             level = "Warning" if phase == "Failed" else "Normal"
             msg = f"{old_phase} -> {phase}" + (f": {self.failure[1]}" if self.failure else "")
             self.event(level, "PhaseChanged" if phase != "Failed" else self.failure[0] if self.failure else "Failed", msg)
-        st["message"] = self.summary_message(phase)
+        st.message = self.summary_message(phase)
         self.conditions(phase)
-        self.res.status = st
+        self.res.status = dump_status(st)
         return self.res
 
     def summary_message(self, phase: str) -> str:
         if self.failure:
             return self.failure[1]
         if phase in TERMINAL:
-            return self.old.get("message") if phase == "Failed" and self.old.get("message") else f"job {phase.lower()}"
+            return self.old.message if phase == "Failed" and self.old.message else f"job {phase.lower()}"
         if phase == "Suspended":
             return "suspended (spec.suspend is true)"
-        running = [f"{k} attempt {v.get('attempts')} ({v.get('rayJobName')})"
-                   for k, v in (self.st.get("phases") or {}).items() if v.get("state") == "Running"]
+        running = [f"{k} attempt {v.attempts} ({v.rayJobName})" for k, v in self.st.phases.items()
+                   if v.state == "Running"]
         return f"{phase}: " + ", ".join(running) if running else phase
 
     def conditions(self, phase: str) -> None:
-        conds = list(self.st.get("conditions") or [])
-        g, now, msg = self.gen, self.now, self.st["message"]
+        conds = [c.model_dump(mode="json") for c in self.st.conditions]
+        g, now, msg = self.gen, self.now, self.st.message or ""
         old_failed = next((c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"), None)
         if self.failure:
             fail_reason, fail_msg = self.failure
@@ -314,7 +331,7 @@ class _Reconciler:
             conds = set_condition(conds, "Degraded", "True", self.degraded.reason, self.degraded.message, g, now)
         else:
             conds = set_condition(conds, "Degraded", "False", "ChildStatusKnown", "", g, now)
-        self.st["conditions"] = conds
+        self.st.conditions = [Condition.model_validate(c) for c in conds]
 
 
 def reconcile(job: LIMRJob, uid: str, generation: int | None, status: dict[str, Any] | None,
@@ -331,19 +348,35 @@ def reconcile(job: LIMRJob, uid: str, generation: int | None, status: dict[str, 
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """Only the top-level status fields that changed (a merge patch of .status)."""
-    old = old or {}
-    return {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch of .status that turns `old` into `new`: changed fields, nested mappings
+    merged, and fields `new` no longer has sent as null (so the server removes them)."""
+    return _merge_patch(old or {}, new)
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        out[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            sub = _merge_patch(before, value)
+            if sub:
+                out[key] = sub
+        elif before != value:
+            out[key] = value
+    return out
 
 
 def invalid_spec_status(status: dict[str, Any] | None, errors: list[tuple[str, str]], generation: int | None,
                         now: datetime) -> dict[str, Any]:
     """Status for an object the CRD would have rejected: no children, a clear condition."""
-    st = copy.deepcopy(status or {})
+    st = read_status(status)
     msg = "; ".join(f"{p}: {m}" if p else m for p, m in errors)[:1000]
     t = rfc3339(now)
-    conds = set_condition(list(st.get("conditions") or []), "Ready", "False", "InvalidSpec", msg, generation, t)
+    conds = [c.model_dump(mode="json") for c in st.conditions]
+    conds = set_condition(conds, "Ready", "False", "InvalidSpec", msg, generation, t)
     conds = set_condition(conds, "Progressing", "False", "InvalidSpec", msg, generation, t)
-    st.update(conditions=conds, observedGeneration=generation, message=f"invalid spec: {msg}")
-    st.setdefault("phase", "Pending")
-    return st
+    st.conditions = [Condition.model_validate(c) for c in conds]
+    st.observedGeneration, st.message = generation, f"invalid spec: {msg}"
+    return dump_status(st)

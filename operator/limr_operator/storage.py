@@ -1,77 +1,142 @@
-"""Thin readers of what the trainer stores, for status: the Selection summary
-(`<root>/<job>/selection/summary.json`) and the last line of a phase's `metrics.jsonl`.
+"""What the operator reads from a job's storage (thin): the Selection summary and the last line of a
+training step's `metrics.jsonl`; and the artifact URIs it puts in status.
 
-The operator may not import the trainer's storage layer (no torch in its image), so this reads one
-JSON object from S3 with boto3 (or from a local path, for `limr run`-style storage). Credentials
-come from the job's Secret and are never logged.
+Keys come from `limr_api.layout`, so operator and trainer never disagree about where a file lives.
+The operator image has no trainer code, so this reads one object with boto3 (or a local path).
+
+Whose credentials: the job's own Secret (`spec.storage.secretRef`) when it names one. Without one
+the request is anonymous (unsigned): the operator never signs a request to an endpoint that a
+LIMRJob author chose with the operator's own cloud identity, unless the cluster admin opted in
+(`LIMR_OPERATOR_AMBIENT_STORAGE_CREDENTIALS=true`, see docs/SECURITY.md). Credentials are never logged.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from limr_api import layout
+from limr_api.plan import SELECTION, parse_step
+
+AMBIENT_ENV = "LIMR_OPERATOR_AMBIENT_STORAGE_CREDENTIALS"
+MAX_SUMMARY_BYTES = 1024 * 1024
+
 
 class SummaryUnavailable(Exception):
-    """The summary could not be read (not there yet, no access, bad JSON)."""
+    """The object could not be read (not there yet, no access, bad JSON)."""
 
 
-def _read(uri: str, endpoint: str | None, region: str | None, access_key: str | None,
-          secret_key: str | None, tail: int | None = None) -> bytes:
-    """The object's bytes, or only its last `tail` bytes (a ranged GET on S3)."""
+@dataclass(frozen=True)
+class Access:
+    """How to reach a job's storage: endpoint, region and (only from the job's Secret) keys."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.access_key and self.secret_key)
+
+
+def ambient_credentials_allowed() -> bool:
+    return os.environ.get(AMBIENT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _uri(spec: Any, key: str) -> str:
+    return f"{spec.storage.uri.rstrip('/')}/{key}"
+
+
+def summary_uri(spec: Any, job: str) -> str:
+    return _uri(spec, layout.summary_key(job))
+
+
+def metrics_uri(spec: Any, job: str, step_key: str) -> str:
+    return _uri(spec, layout.metrics_key(job, step_key))
+
+
+def artifacts(spec: Any, job: str, step_key: str) -> dict[str, str]:
+    """URIs a finished step leaves behind, keyed for status.artifacts."""
+    if step_key == SELECTION.key:
+        return {
+            "selection": _uri(spec, layout.selection_prefix(job)),
+            "selectionSummary": summary_uri(spec, job),
+            "selected": _uri(spec, layout.selected_key(job)),
+        }
+    if step_key == "evaluation":
+        return {"evaluation": _uri(spec, layout.step_prefix(job, "evaluation")),
+                "report": _uri(spec, layout.report_prefix(job) + "report.md")}
+    name = "".join(p.capitalize() if i else p for i, p in enumerate(step_key.split("-")))
+    out = {f"{name}Records": _uri(spec, layout.rewards_prefix(job, step_key)),
+           f"{name}Checkpoints": _uri(spec, layout.checkpoints_prefix(job, step_key))}
+    if parse_step(step_key).trains:
+        out[f"{name}Model"] = _uri(spec, layout.final_model_prefix(job, step_key))
+    return out
+
+
+def _s3_client(access: Access) -> Any:
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {}
+    if access.endpoint:
+        kwargs["endpoint_url"] = access.endpoint
+    if access.region:
+        kwargs["region_name"] = access.region
+    if access.signed:
+        kwargs.update(aws_access_key_id=access.access_key, aws_secret_access_key=access.secret_key)
+        return boto3.session.Session().client("s3", **kwargs)
+    if ambient_credentials_allowed():
+        return boto3.session.Session().client("s3", **kwargs)
+    return boto3.session.Session().client("s3", config=Config(signature_version=UNSIGNED), **kwargs)
+
+
+def _read(uri: str, access: Access, tail: int | None = None) -> bytes:
+    """The object's bytes (at most MAX_SUMMARY_BYTES), or only its last `tail` bytes."""
     if uri.startswith("s3://"):
-        import boto3
         import botocore.exceptions
 
         parsed = urlparse(uri)
-        kwargs: dict[str, Any] = {}
-        if endpoint:
-            kwargs["endpoint_url"] = endpoint
-        if region:
-            kwargs["region_name"] = region
-        if access_key and secret_key:
-            kwargs.update(aws_access_key_id=access_key, aws_secret_access_key=secret_key)
-        client = boto3.client("s3", **kwargs)
-        extra = {"Range": f"bytes=-{tail}"} if tail else {}
+        extra = {"Range": f"bytes=-{tail}"} if tail else {"Range": f"bytes=0-{MAX_SUMMARY_BYTES - 1}"}
         try:
-            return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), **extra)["Body"].read()
+            body = _s3_client(access).get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), **extra)["Body"]
+            return body.read(MAX_SUMMARY_BYTES)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise SummaryUnavailable(f"{uri}: {type(exc).__name__}: {exc}") from None
+            raise SummaryUnavailable(f"{uri}: {type(exc).__name__}") from None
     path = Path(uri.removeprefix("file://"))
     try:
         with path.open("rb") as fh:
             if tail:
                 fh.seek(max(0, path.stat().st_size - tail))
-            return fh.read()
+            return fh.read(MAX_SUMMARY_BYTES)
     except OSError as exc:
         raise SummaryUnavailable(f"{uri}: {exc.strerror}") from None
 
 
-def read_summary(uri: str, endpoint: str | None = None, region: str | None = None,
-                 access_key: str | None = None, secret_key: str | None = None) -> dict[str, Any]:
+def read_summary(uri: str, access: Access = Access()) -> dict[str, Any]:
     try:
-        body = _read(uri, endpoint, region, access_key, secret_key)
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SummaryUnavailable(f"{uri}: not JSON: {exc}") from None
+        data = json.loads(_read(uri, access))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SummaryUnavailable(f"{uri}: not JSON: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise SummaryUnavailable(f"{uri}: expected a JSON object")
     return data
 
 
-def read_last_jsonl(uri: str, endpoint: str | None = None, region: str | None = None,
-                    access_key: str | None = None, secret_key: str | None = None,
-                    tail: int = 16384) -> dict[str, Any]:
+def read_last_jsonl(uri: str, access: Access = Access(), tail: int = 16384) -> dict[str, Any]:
     """The last complete line of a JSON-lines object (the trainer's metrics.jsonl), reading its tail only."""
-    body = _read(uri, endpoint, region, access_key, secret_key, tail=tail)
+    body = _read(uri, access, tail=tail)
     for line in reversed(body.splitlines()):
         try:
             row = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             continue  # the first line of a tail read may be cut
         if isinstance(row, dict):
             return row
     raise SummaryUnavailable(f"{uri}: no complete JSON line in its last {tail} bytes")
-

@@ -7,7 +7,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from paths import REPO
 
 
 def test_operator_folder_is_not_a_package():

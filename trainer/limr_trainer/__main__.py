@@ -1,6 +1,6 @@
-"""`python -m limr_trainer ...` is the RayJob entrypoint; same commands as the `limr` script."""
+"""`python -m limr_trainer ...` (the RayJob entrypoint): the same commands as the `limr` script."""
 
-from limr_trainer.cli import main
+from limr_api.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,9 +1,11 @@
-"""`limr crd`: print the LIMRJob CustomResourceDefinition generated from `limr_trainer.spec`."""
+"""`limr crd`: print the LIMRJob CustomResourceDefinition generated from the `limr_api` models."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+HELP = "print the LIMRJob CustomResourceDefinition generated from the API"
 
 
 def main(argv: list[str]) -> int:
@@ -13,7 +15,7 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
         return int(exc.code or 0)
-    from limr_trainer.crd import crd_yaml
+    from limr_api.crd import crd_yaml
 
     text = crd_yaml()
     if args.output:

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from limr_trainer.spec import JobError, LIMRJob, load_job
+from limr_api.errors import JobError
+from limr_api.job import LIMRJob
+from limr_api.loader import load_job
+
+HELP = "check JOB.yaml; print every error with its field path"
 
 
 def _path_parts(path: str) -> list[str | int]:

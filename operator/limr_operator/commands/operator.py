@@ -5,7 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
+
+HELP = "run the kopf operator with /healthz and /metrics"
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or not 0.1 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the reconcile interval must be between 0.1 and 3600 seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -14,12 +31,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     scope.add_argument("-n", "--namespace", action="append", default=[],
                        help="watch this namespace (repeatable; globs allowed)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
-    p.add_argument("--metrics-port", type=int, default=9090, help="port of /metrics (default 9090; 0: off)")
-    p.add_argument("--health-port", type=int, default=8080, help="port of /healthz (default 8080)")
+    p.add_argument("--metrics-port", type=_port, default=9090, help="port of /metrics (default 9090; 0: off)")
+    p.add_argument("--health-port", type=_port, default=8080, help="port of /healthz (default 8080)")
     p.add_argument("--standalone", action="store_true", help="no peering: for one replica or tests")
     p.add_argument("--peering-name", default=os.environ.get("LIMR_PEERING_NAME", "limr-operator"),
                    help="KopfPeering object shared by the replicas (one is active at a time)")
-    p.add_argument("--interval", type=float, default=float(os.environ.get("LIMR_RECONCILE_INTERVAL", "10")),
+    p.add_argument("--interval", type=_interval, default=os.environ.get("LIMR_RECONCILE_INTERVAL", "10"),
                    help="seconds between level-triggered reconciles of each job (default 10)")
     p.add_argument("--verbose", "-v", action="store_true")
     return p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""`limr render JOB.yaml [--phase P] [--attempt N]`: print the objects the operator would create.
+"""`limr render JOB.yaml [--step KEY] [--attempt N]`: print the objects the operator would create.
 
 Like `helm template`: nothing is sent to a cluster. The owner uid is a placeholder that the API
 server assigns at creation time.
@@ -10,10 +10,13 @@ import argparse
 import sys
 
 import yaml
-from limr_trainer.spec import JobError, load_job
+from limr_api.errors import JobError
+from limr_api.loader import load_job
+from limr_api.plan import all_keys, steps
 
 from .. import builders
-from ..phases import STAGES, all_steps
+
+HELP = "print the Kubernetes objects the operator would create"
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -30,20 +33,16 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def render(job_path: str, phase: str | None = None, attempt: int = 1) -> list[dict]:
+def render(job_path: str, step: str | None = None, attempt: int = 1) -> list[dict]:
     job = load_job(job_path)
-    steps = all_steps(job.spec)
-    if phase:
-        steps = [s for s in steps if s.phase == phase.lower() or s.key == phase.lower()]
-    return [obj for step in steps for obj in builders.children(job, PLACEHOLDER_UID, step, attempt)]
+    chosen = [s for s in steps(job.spec) if step is None or s.key == step]
+    return [obj for s in chosen for obj in builders.children(job, PLACEHOLDER_UID, s, attempt)]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="limr render", description=__doc__.splitlines()[0])
     parser.add_argument("job", help="LIMRJob YAML file")
-    names = [s.lower() for s in STAGES]
-    parser.add_argument("--phase", choices=names + ["retrain-random", "retrain-linear", "retrain-full"],
-                        help="only this phase (default: every enabled phase)")
+    parser.add_argument("--step", choices=all_keys(), help="only this step (default: every step of the plan)")
     parser.add_argument("--attempt", type=int, default=1, help="attempt number in the names (default 1)")
     try:
         args = parser.parse_args(argv)
@@ -53,13 +52,13 @@ def main(argv: list[str]) -> int:
         print("limr render: --attempt must be >= 1", file=sys.stderr)
         return 2
     try:
-        objs = render(args.job, args.phase, args.attempt)
+        objs = render(args.job, args.step, args.attempt)
     except JobError as err:
         for path, msg in err.errors:
             print(f"{path}: {msg}" if path else msg, file=sys.stderr)
         return 2
     if not objs:
-        print(f"limr render: phase {args.phase!r} is not enabled in {args.job}", file=sys.stderr)
+        print(f"limr render: step {args.step!r} is not part of the plan of {args.job}", file=sys.stderr)
         return 2
     sys.stdout.write(yaml.dump_all(objs, Dumper=_Dumper, sort_keys=False))
     return 0

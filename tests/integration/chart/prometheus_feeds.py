@@ -36,11 +36,12 @@ RETRAIN_IDS = 8
 
 
 def trainer(store_dir: str, cache_dir: str) -> None:
-    from limr_trainer import layout, toy
-    from limr_trainer.data import load_rows
-    from limr_trainer.ppo import run_ppo_phase
-    from limr_trainer.ppo.loop import ensure_ray
-    from limr_trainer.spec import load_job
+    from limr_api import layout
+    from limr_api.loader import load_job
+    from limr_trainer.data.dataset import load_rows
+    from limr_trainer.ppo import run_ppo_step
+    from limr_trainer.runtime import toy_model as toy
+    from limr_trainer.runtime.ray_session import ray_session
     from limr_trainer.storage import open_storage
 
     model = toy.ensure_toy_model(cache_dir, warm_steps=toy.TOY_WARM_STEPS)
@@ -50,17 +51,11 @@ def trainer(store_dir: str, cache_dir: str) -> None:
     job = load_job(raw)
     store = open_storage(store_dir)
     subset = [r["id"] for r in load_rows(job.spec.dataset)][:RETRAIN_IDS]
-    started = ensure_ray(job)  # one local Ray cluster for both phases (run_ppo_phase leaves it up)
-    try:
+    with ray_session():  # one local Ray cluster for both steps; shut down after, freeing the 2 cores
         for phase, ids in (("baseline", None), ("retrain", subset)):
-            run_ppo_phase(job, phase, prompt_ids=ids, storage=store)
+            run_ppo_step(job, phase, prompt_ids=ids, storage=store)
             rows = list(store.iter_jsonl(layout.metrics_key("demo", phase)))
             print(f"ROWS {phase} {json.dumps(rows)}", flush=True)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()  # frees the 2 cores for the scrapes; the metrics server keeps serving
     print("READY", flush=True)
     while True:
         time.sleep(3600)

@@ -8,15 +8,11 @@ helm comes from scripts/install-tools.sh (extracted from a PyPI wheel into .cach
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import CHART, DASHBOARD, INSTALL_MANIFEST, REPO, helm_binary
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import (
     concrete,
     exported_names,
@@ -37,11 +35,11 @@ from chart_support import (
     panel_queries,
     variable_queries,
 )
+from paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 CACHE = Path(os.environ.get("LIMR_CACHE") or REPO / ".cache") / "toy-models"
 PROMETHEUS = shutil.which("prometheus") or (
     "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None

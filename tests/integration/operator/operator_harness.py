@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO.parent / "shared" / "crds" / "kuberay"
 LIMR_CRD = REPO / "manifests" / "crd" / "limr.io_limrjobs.yaml"
 

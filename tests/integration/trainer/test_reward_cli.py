@@ -8,6 +8,7 @@ import tempfile
 
 import pytest
 from limr_trainer.commands import reward as reward_cmd
+from paths import REPO
 
 ROWS = [
     {"response": "so $\\boxed{\\frac{\\sqrt{3}}{2}}$", "answer": "\\frac{\\sqrt{3}}{2}"},
@@ -79,12 +80,11 @@ def test_score_batch_inside_a_ray_task():
 
 def test_every_math500_gold_scores_plus_one():
     """The full MATH500 gold set, through the batch API and through math-verify alone (no short cut)."""
-    from pathlib import Path
 
     from limr_trainer import reward as R
 
     data = (
-        Path(__file__).resolve().parents[2].parent
+        REPO.parent
         / "shared"
         / "data"
         / "limr"

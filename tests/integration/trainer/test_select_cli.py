@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from limr_trainer.commands import select as select_cmd
-from limr_trainer.records import table_from_rows
+from limr_trainer.data.records import table_from_rows
 
 PROMPTS = 60
 EPOCHS, STEPS_PER_EPOCH, PER_STEP, ROLLOUTS = 5, 2, 25, 4  # 50 of 60 prompts per epoch: some miss epochs

@@ -17,7 +17,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from limr_trainer import layout
+from limr_api import layout
 from limr_trainer.storage import ObjectNotFound, StorageError, open_storage
 
 pytestmark = pytest.mark.integration

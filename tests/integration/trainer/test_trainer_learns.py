@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
-from limr_trainer import layout, toy
-from limr_trainer.spec import load_job
+from limr_api import layout
+from limr_api.loader import load_job
+from limr_trainer.runtime import toy_model as toy
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LIMR_CACHE") or REPO / ".cache") / "toy-models"
 
 pytestmark = pytest.mark.timeout(900)
@@ -28,15 +29,16 @@ def need_stack() -> None:
 def test_ppo_raises_reward(tmp_path):
     need_stack()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
-    from limr_trainer import records
-    from limr_trainer.ppo import final_model_prefix, run_ppo_phase
+    from limr_trainer.data import records
     from limr_trainer.storage import open_storage
     from prometheus_client import REGISTRY
 
     model = toy.ensure_toy_model(CACHE, warm_steps=toy.TOY_WARM_STEPS)
     job = load_job(toy.toy_job(str(model), str(tmp_path / "store"), name="learns", epochs=6))
     events = []
-    summary = run_ppo_phase(job, "baseline", progress=events.append)
+    from limr_trainer.ppo import run_ppo_step
+
+    summary = run_ppo_step(job, "baseline", progress=events.append)
 
     store = open_storage(str(tmp_path / "store"))
     rows = list(store.iter_jsonl(layout.metrics_key("learns", "baseline")))
@@ -47,7 +49,7 @@ def test_ppo_raises_reward(tmp_path):
     assert last - first >= 0.15, f"PPO did not raise the reward: {first:.3f} -> {last:.3f}"
     assert rows[-1]["format_error_rate"] < rows[0]["format_error_rate"]
     for r in rows:
-        assert set(r["seconds"]) == {"generate", "reward", "reference", "critic", "train", "sync", "total"}
+        assert set(r["seconds"]) == {"generate", "reward", "forward", "train", "sync", "total"}
         assert r["tokens_per_second"] > 0 and r["kl"] == r["kl"]  # not NaN
 
     # one record per (prompt, sample) per step, under the deterministic keys
@@ -57,8 +59,8 @@ def test_ppo_raises_reward(tmp_path):
         assert table.num_rows == 16 * 4
         assert len({(p, s) for p, s in zip(table["prompt_id"].to_pylist(), table["sample"].to_pylist())}) == 64
     assert store.get_json(layout.checkpoints_prefix("learns", "baseline") + "latest.json")["step"] == 23
-    assert store.exists(final_model_prefix("learns", "baseline") + "model.safetensors")
-    assert store.exists(final_model_prefix("learns", "baseline") + "config.json")
+    assert store.exists(layout.final_model_prefix("learns", "baseline") + "model.safetensors")
+    assert store.exists(layout.final_model_prefix("learns", "baseline") + "config.json")
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
     gauge = REGISTRY.get_sample_value("limr_trainer_reward_mean", {"limr_job": "learns", "phase": "baseline"})
     assert gauge == pytest.approx(rewards[-1])

@@ -14,17 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from limr_trainer import layout, toy
+from limr_api import layout
+from limr_trainer.runtime import toy_model as toy
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LIMR_CACHE") or REPO / ".cache") / "toy-models"
 RUNNER = """
 import json, sys
-from limr_trainer.ppo import run_ppo_phase
-from limr_trainer.spec import load_job
+from limr_api.loader import load_job
+from limr_trainer.ppo import run_ppo_step
 
 if __name__ == "__main__":
-    summary = run_ppo_phase(load_job(sys.argv[1]), "baseline")
+    summary = run_ppo_step(load_job(sys.argv[1]), "baseline")
     print("SUMMARY " + json.dumps(summary), flush=True)
 """
 

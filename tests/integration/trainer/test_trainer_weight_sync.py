@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from limr_trainer import toy
+from limr_trainer.runtime import toy_model as toy
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LIMR_CACHE") or REPO / ".cache") / "toy-models"
 
 pytestmark = pytest.mark.timeout(600)
@@ -24,10 +24,13 @@ def test_engine_follows_actor_after_sync(tmp_path):
             pytest.skip(f"SKIPPED LOUDLY: {module} is not installed (needed for the weight-sync test)")
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
     import ray
-    from limr_trainer.ppo.loop import build_batch, worker_env
-    from limr_trainer.ppo.workers import ActorWorker, RoleGroup, ds_config
+    from limr_trainer.data.prompts import render_prompt
+    from limr_trainer.ppo.batch import build_batch
+    from limr_trainer.ppo.groups import RoleGroup
+    from limr_trainer.ppo.workers import ActorWorker, ds_config
     from limr_trainer.rollout import SamplingConfig, make_backend
     from limr_trainer.rollout.weight_sync import make_weight_sync
+    from limr_trainer.runtime.ray_session import worker_env
     from transformers import AutoTokenizer
 
     model = str(toy.ensure_toy_model(CACHE, warm_steps=toy.TOY_WARM_STEPS))
@@ -38,10 +41,10 @@ def test_engine_follows_actor_after_sync(tmp_path):
              _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: AF_UNIX path limit
     try:
         actor = RoleGroup("actor", ActorWorker, 1, 0.5, 0, worker_env(), {
-            "model_dir": model, "dtype": "float32", "lr": 5e-3, "betas": [0.9, 0.95], "weight_decay": 0.0, "seed": 0,
+            "model": model, "dtype": "float32", "lr": 5e-3, "betas": [0.9, 0.95], "weight_decay": 0.0, "seed": 0,
             "config": ds_config(2, 8, 1, 1, 1.0, False)})
         engine = make_backend("vllm", model, engines=1, cpus_per_engine=0.5, max_model_len=256)
-        prompt = toy.render_chat(tok, "What is 3 + 4?")
+        prompt = render_prompt(tok, "What is 3 + 4?")
         groups = engine.generate([prompt], SamplingConfig(n=8, temperature=1.0, max_tokens=20, seed=7))
         comp = groups[0][0]
         batch = build_batch(groups, tok.pad_token_id)

@@ -11,19 +11,15 @@ from __future__ import annotations
 import copy
 import os
 import random
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crd_check import crd_errors
-from limr_trainer.crd import crd
-from limr_trainer.spec import JobError, load_job
+from limr_api import JobError, load_job
+from limr_api.crd import crd
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CRD = crd()
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 SAMPLE = None if os.environ.get("LIMR_API_FULL_SWEEP") == "1" else 150

@@ -5,18 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import typing
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crd_check import crd_errors, normalize, structural_problems
-from limr_trainer import cli, spec
-from limr_trainer.crd import crd, crd_yaml, openapi_schema
+from limr_api import cli
+from limr_api.constants import DNS_LABEL_PATTERN, STORAGE_URI_PATTERN
+from limr_api.crd import crd, crd_yaml, openapi_schema
+from limr_api.job import LIMRJobSpec, to_manifest
+from limr_api.loader import load_job
+from limr_api.rules import RULES
+from limr_api.status import LIMRJobStatus
+from paths import REPO
+from pydantic import BaseModel
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKED_IN = [
     REPO / "manifests/crd/limr.io_limrjobs.yaml",
     REPO / "charts/limr-operator/crds/limr.io_limrjobs.yaml",
@@ -91,14 +94,14 @@ def test_names_columns_and_subresources():
 
 
 def test_every_rule_sits_at_its_path():
-    for rule in spec.RULES:
+    for rule in RULES:
         entries = _node(rule.path).get("x-kubernetes-validations", [])
         match = [e for e in entries if e["rule"] == rule.cel]
         assert match, f"rule for spec.{rule.path} missing: {rule.cel}"
         assert match[0]["message"] == rule.message
         assert match[0].get("fieldPath", "") == (f".{rule.field}" if rule.field else "")
         assert ("oldSelf" in rule.cel) == rule.transition
-    transitions = {r.path for r in spec.RULES if r.transition}
+    transitions = {r.path for r in RULES if r.transition}
     assert transitions == {"model", "dataset"}
 
 
@@ -138,14 +141,14 @@ def test_schema_carries_the_pydantic_constraints():
         "maximum": 1,
     }
     assert _node("ppo.clipRange")["exclusiveMinimum"] is True and _node("ppo.clipRange")["minimum"] == 0
-    assert _node("storage.uri")["pattern"] == spec.STORAGE_URI_PATTERN
+    assert _node("storage.uri")["pattern"] == STORAGE_URI_PATTERN
     assert _node("cluster.workerGroups")["maxItems"] == 16
     assert _node("cluster.workerGroups")["items"]["properties"]["gpus"]["minimum"] == 0
     assert _node("cluster.head.nodeSelector")["additionalProperties"] == {"type": "string", "maxLength": 63}
     assert _node("ppo.actor")["default"] == {"replicas": 4}
     assert _node("model")["required"] == ["name"]
     meta = _schema()["properties"]["metadata"]["properties"]["name"]
-    assert meta["maxLength"] == 40 and meta["pattern"] == spec.DNS_LABEL_PATTERN
+    assert meta["maxLength"] == 40 and meta["pattern"] == DNS_LABEL_PATTERN
 
 
 def _optional_fields(model: type, at: str):
@@ -160,11 +163,11 @@ def _optional_fields(model: type, at: str):
             list: ("[]", (typing.get_args(ann) or [None])[0]),
             dict: ("{}", (typing.get_args(ann) or [None, None])[-1]),
         }.get(origin, ("", ann))
-        if isinstance(cls, type) and issubclass(cls, spec.BaseModel):
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
             yield from _optional_fields(cls, f"{at}.{key}{suffix}")
 
 
-@pytest.mark.parametrize("model,root", [(spec.LIMRJobSpec, "spec"), (spec.LIMRJobStatus, "status")])
+@pytest.mark.parametrize("model,root", [(LIMRJobSpec, "spec"), (LIMRJobStatus, "status")])
 def test_every_field_is_described_and_optional_means_nullable(model, root):
     nodes = dict(_walk(_schema()["properties"][root], root))
     for at, info in _optional_fields(model, root):
@@ -178,7 +181,7 @@ def test_every_field_is_described_and_optional_means_nullable(model, root):
 def test_crd_defaults_expand_to_the_pydantic_defaults():
     # What the API server stores after defaulting equals what pydantic fills in.
     defaulted = normalize(MINIMAL, _schema())
-    assert defaulted["spec"] == spec.to_manifest(spec.load_job(MINIMAL))["spec"]
+    assert defaulted["spec"] == to_manifest(load_job(MINIMAL))["spec"]
     assert crd_errors(CRD, MINIMAL) == []
 
 

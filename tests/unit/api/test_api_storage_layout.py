@@ -1,9 +1,9 @@
-"""Deterministic artefact keys of DESIGN.md "Storage" and their parser."""
+"""Deterministic artifact keys of the storage layout (docs/ARCHITECTURE.md) and their parser."""
 
 from __future__ import annotations
 
 import pytest
-from limr_trainer import layout
+from limr_api import layout
 
 
 def test_keys_match_the_design_layout():
@@ -14,18 +14,25 @@ def test_keys_match_the_design_layout():
     assert layout.rewards_prefix("qwen-limr", "baseline") == "qwen-limr/baseline/rewards/"
     assert layout.rewards_prefix("qwen-limr", "baseline", 21) == "qwen-limr/baseline/rewards/epoch=0021/"
     assert layout.metrics_key("j", "retrain") == "j/retrain/metrics.jsonl"
-    assert layout.metrics_key("j", layout.phase_name("retrain", "random")) == "j/retrain-random/metrics.jsonl"
+    assert layout.metrics_key("j", "retrain-random") == "j/retrain-random/metrics.jsonl"
     assert layout.checkpoints_prefix("j", "baseline") == "j/baseline/checkpoints/"
     assert (
         layout.checkpoint_prefix("j", "retrain", layout.checkpoint_tag(8))
         == "j/retrain/checkpoints/step=000008/"
     )
     assert layout.checkpoint_prefix("j", "retrain", "final") == "j/retrain/checkpoints/final/"
-    assert layout.scores_key("j") == "j/selection/scores.parquet"
-    assert layout.selected_key("j") == "j/selection/selected.jsonl"
+    assert layout.scores_key("j") == "j/selection/scores.jsonl"
+    assert layout.selected_key("j") == "j/selection/selected.json"
     assert layout.summary_key("j") == "j/selection/summary.json"
+    assert layout.arm_subset_key("j", "random") == "j/selection/arms/random.json"
     assert layout.plot_key("j", "trajectories.png") == "j/selection/trajectories.png"
-    assert layout.phase_prefix("j", "evaluation") == "j/evaluation/"
+    assert layout.step_prefix("j", "evaluation") == "j/evaluation/"
+    assert layout.done_key("j", "retrain-linear") == "j/retrain-linear/_DONE.json"
+    assert layout.final_model_prefix("j", "baseline") == "j/baseline/checkpoints/final/actor_hf/"
+    assert layout.latest_checkpoint_key("j", "retrain") == "j/retrain/checkpoints/latest.json"
+    assert layout.log_key("j", "baseline", 3) == "j/baseline/logs/attempt-3.log"
+    assert layout.arm_result_key("j", "base") == "j/evaluation/arms/base.json"
+    assert layout.report_prefix("j") == "j/evaluation/report/"
 
 
 def test_rewards_keys_parse_back_and_sort_in_order():
@@ -45,19 +52,13 @@ def test_rewards_keys_parse_back_and_sort_in_order():
             layout.parse_rewards_key(bad)
 
 
-def test_phase_names():
-    assert [layout.phase_name(p) for p in layout.PHASES] == ["baseline", "selection", "retrain", "evaluation"]
-    assert layout.phase_name("retrain", "linear") == "retrain-linear"
-    assert layout.check_phase("retrain-random") == "retrain-random"
-    with pytest.raises(ValueError, match="unknown phase"):
-        layout.phase_name("Baseline")
-    with pytest.raises(ValueError, match="only the retrain phase"):
-        layout.phase_name("baseline", "random")
-    with pytest.raises(ValueError, match="invalid arm"):
-        layout.phase_name("retrain", "Random")
-    for bad in ("retrain-", "selection-x", "retrain/x", "Retrain"):
-        with pytest.raises(ValueError, match="invalid phase"):
+def test_step_names():
+    assert layout.check_step("retrain-random") == "retrain-random"
+    for bad in ("retrain-", "selection-x", "retrain/x", "Retrain", "Baseline", "baseline-random", "retrain-Random"):
+        with pytest.raises(ValueError, match="unknown step"):
             layout.metrics_key("j", bad)
+    with pytest.raises(ValueError, match="attempt must be"):
+        layout.log_key("j", "baseline", 0)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +67,8 @@ def test_phase_names():
         (lambda: layout.rewards_key("Job", "baseline", 1, 1), "invalid job name"),
         (lambda: layout.rewards_key("a/b", "baseline", 1, 1), "invalid job name"),
         (lambda: layout.rewards_key("", "baseline", 1, 1), "invalid job name"),
+        (lambda: layout.rewards_key("a" * 41, "baseline", 1, 1), "invalid job name"),
+        (lambda: layout.rewards_key("1job", "baseline", 1, 1), "invalid job name"),
         (lambda: layout.rewards_key("j", "baseline", -1, 1), r"epoch must be an integer in \[0, 9999\]"),
         (lambda: layout.rewards_key("j", "baseline", 10000, 1), "epoch must be"),
         (

@@ -17,14 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crd_check import cel_errors, crd_errors
-from limr_trainer import cli
-from limr_trainer.crd import crd
-from limr_trainer.spec import RULES, JobError, load_job
+from limr_api import JobError, cli, load_job
+from limr_api.crd import crd
+from limr_api.rules import RULES
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CRD = crd()
 EXAMPLES = sorted((REPO / "manifests/examples").glob("*.yaml"))
 DELETE = object()

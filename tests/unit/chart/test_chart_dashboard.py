@@ -8,12 +8,7 @@ tests/integration/test_prometheus_dashboard.py checks the same over HTTP through
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import (
     DASHBOARD,
     DASHBOARD_COPY,
@@ -44,7 +39,7 @@ REQUIRED_VIEWS = {
 def exported() -> set[str]:
     """Every sample name the operator's and the trainer's registries expose."""
     import limr_operator.metrics  # noqa: F401  (registers the operator's metrics)
-    from limr_trainer.metrics import Prometheus
+    from limr_trainer.ppo.metrics import Prometheus
     from prometheus_client import REGISTRY, generate_latest
 
     Prometheus(job="names", phase="baseline", port=None)  # registers the trainer's metrics, no server

@@ -7,19 +7,15 @@ tests/integration/test_helm_image_install.py; this file checks the recipe's wiri
 from __future__ import annotations
 
 import re
-import sys
 import tomllib
-from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import CHART, REPO
-from limr_trainer.spec import DEFAULT_RAY_VERSION
+from limr_api.constants import DEFAULT_RAY_VERSION
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 TRAINER_SCRIPT = (REPO / "scripts" / "docker-install-trainer.sh").read_text()
-PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PYPROJECT = tomllib.loads((REPO / "trainer" / "pyproject.toml").read_text())
 
 
 def _stages() -> dict[str, str]:
@@ -74,9 +70,9 @@ def test_labels() -> None:
 
 
 def test_trainer_pins_match_api_packaging_and_constraints() -> None:
-    assert _script_pin("RAY_VERSION") == DEFAULT_RAY_VERSION == _pyproject_pin("trainer", "ray")
+    assert _script_pin("RAY_VERSION") == DEFAULT_RAY_VERSION == _pyproject_pin("gpu", "ray")
     assert _pyproject_pin("cpu", "ray") == DEFAULT_RAY_VERSION
-    assert _script_pin("DEEPSPEED_VERSION") == _pyproject_pin("trainer", "deepspeed")
+    assert _script_pin("DEEPSPEED_VERSION") == _pyproject_pin("gpu", "deepspeed")
     constraints = (REPO / "constraints.txt").read_text()
     torch_cpu = re.search(r"^torch==([\d.]+)$", constraints, flags=re.MULTILINE).group(1)
     deps_script = (REPO / "scripts" / "install-python-deps.sh").read_text()
@@ -90,5 +86,11 @@ def test_trainer_pins_match_api_packaging_and_constraints() -> None:
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".cache", "tests"} <= ignored
-    for needed in ("operator", "trainer", "pyproject.toml", "scripts"):
+    for needed in ("api", "operator", "trainer", "constraints.txt", "scripts"):
         assert needed not in ignored
+
+
+def test_the_operator_image_gets_no_trainer_source() -> None:
+    copied = [line.split()[1] for line in _stages()["operator-build"].splitlines() if line.startswith("COPY ")]
+    assert "api" in copied and "operator" in copied
+    assert not [c for c in copied if "trainer" in c], copied

@@ -9,14 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chart_support import CHART
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())

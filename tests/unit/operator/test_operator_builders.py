@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from limr_api import plan
+from limr_api.plan import steps as all_steps
 from limr_operator import builders
 from limr_operator.naming import MAX_NAME, child_name, is_dns1035
-from limr_operator.phases import Step, all_steps
 from operator_fixtures import built_jobs, example_jobs, job_dict, load
+from paths import SHARED
 
-KUBERAY = Path(__file__).resolve().parents[3] / "shared" / "crds" / "kuberay"
+KUBERAY = SHARED / "crds" / "kuberay"
 K8S_VERSION = "1.33"
 
 
@@ -72,19 +73,19 @@ def test_every_child_validates(name, rayjob_validator):
 
 def test_strict_schema_catches_a_misspelled_field(rayjob_validator):
     job = load(job_dict())
-    obj = builders.ray_job(job, "u", Step("Baseline", "baseline"), 1)
+    obj = builders.ray_job(job, "u", plan.BASELINE, 1)
     obj["spec"]["shutdownAfterJobFinish"] = True  # missing "es"
     assert list(rayjob_validator.iter_errors(obj))
-    obj = builders.ray_job(job, "u", Step("Baseline", "baseline"), 1)
+    obj = builders.ray_job(job, "u", plan.BASELINE, 1)
     obj["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "two"
     assert list(rayjob_validator.iter_errors(obj))
 
 
 def test_rayjob_shape_follows_cluster_spec():
     job = load(built_jobs()["paper"])
-    obj = builders.ray_job(job, "uid-1", Step("Baseline", "baseline"), 2)
+    obj = builders.ray_job(job, "uid-1", plan.BASELINE, 2)
     spec = obj["spec"]
-    assert spec["entrypoint"] == "python -m limr_trainer phase --job /etc/limr/job.yaml --phase baseline --attempt 2"
+    assert spec["entrypoint"] == "python -m limr_trainer phase --job /etc/limr/job.yaml --step baseline --attempt 2"
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 600
     assert spec["activeDeadlineSeconds"] == 86400
     assert spec["suspend"] is True  # queued: Kueue admits it
@@ -112,7 +113,7 @@ def test_rayjob_shape_follows_cluster_spec():
 
 def test_any_role_offers_both_slots_and_unqueued_jobs_are_not_suspended():
     job = load(job_dict())
-    obj = builders.ray_job(job, "u", Step("Evaluation", "evaluation"), 1)
+    obj = builders.ray_job(job, "u", plan.EVALUATION, 1)
     group = obj["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert json.loads(json.loads(group["rayStartParams"]["resources"])) == {"rollout": 8, "train": 8}
     assert "suspend" not in obj["spec"] and "activeDeadlineSeconds" not in obj["spec"]
@@ -148,12 +149,12 @@ def test_owner_references_and_labels_on_every_child():
                            "controller": True, "blockOwnerDeletion": True}
             assert obj["metadata"]["namespace"] == "ml"
             assert obj["metadata"]["labels"]["limr.io/attempt"] == str(attempt)
-            assert obj["metadata"]["labels"]["limr.io/phase"] == step.phase
+            assert obj["metadata"]["labels"]["limr.io/phase"] == step.kind
 
 
 def test_config_map_holds_the_resolved_job():
     job = load(job_dict(retrain={"comparisons": ["random"]}))
-    cm = builders.config_map(job, "u", Step("Retrain", "retrain", "random"), 3)
+    cm = builders.config_map(job, "u", plan.retrain("random"), 3)
     assert cm["immutable"] is True
     resolved = load(yaml.safe_load(cm["data"]["job.yaml"]))
     assert resolved.spec == job.spec
@@ -163,11 +164,11 @@ def test_config_map_holds_the_resolved_job():
 
 def test_selection_is_a_cpu_batch_job():
     job = load(built_jobs()["paper"])
-    obj = builders.workload(job, "u", Step("Selection", "selection"), 1)
+    obj = builders.workload(job, "u", plan.SELECTION, 1)
     assert obj["apiVersion"] == "batch/v1" and obj["kind"] == "Job"
     container = obj["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "limr_trainer", "phase", "--job", "/etc/limr/job.yaml",
-                                    "--phase", "selection", "--attempt", "1"]
+                                    "--step", "selection", "--attempt", "1"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert obj["spec"]["backoffLimit"] == 0 and obj["spec"]["suspend"] is True
     assert obj["spec"]["template"]["spec"]["restartPolicy"] == "Never"
@@ -175,8 +176,8 @@ def test_selection_is_a_cpu_batch_job():
 
 def test_comparison_arm_entrypoint():
     job = load(job_dict(retrain={"comparisons": ["linear"]}))
-    obj = builders.ray_job(job, "u", Step("Retrain", "retrain", "linear"), 1)
-    assert obj["spec"]["entrypoint"].endswith("--phase retrain --arm linear --attempt 1")
+    obj = builders.ray_job(job, "u", plan.retrain("linear"), 1)
+    assert obj["spec"]["entrypoint"].endswith("--step retrain-linear --attempt 1")
     assert obj["metadata"]["name"] == "demo-retrain-linear-1"
 
 
@@ -185,9 +186,10 @@ def test_comparison_arm_entrypoint():
                                        ("evaluation", None)])
 @pytest.mark.parametrize("attempt", [1, 42, 101])
 def test_names_are_dns1035_short_and_distinct(job, phase, arm, attempt):
-    name = child_name(job, phase, attempt, arm)
+    step = plan.parse_step(f"{phase}-{arm}" if arm else phase)
+    name = child_name(job, step, attempt)
     assert is_dns1035(name, MAX_NAME), name
     assert name.endswith(f"-{attempt}")
-    assert name == child_name(job, phase, attempt, arm)  # deterministic
-    assert name != child_name(job, phase, attempt + 1, arm)
-    assert name != child_name(job + "z" if len(job) < 40 else job[:-1] + "z", phase, attempt, arm)
+    assert name == child_name(job, step, attempt)  # deterministic
+    assert name != child_name(job, step, attempt + 1)
+    assert name != child_name(job + "z" if len(job) < 40 else job[:-1] + "z", step, attempt)

@@ -9,7 +9,7 @@ import yaml
 from limr_operator import metrics
 from limr_operator.commands import operator as operator_cmd
 from limr_operator.commands import render
-from limr_operator.summary import SummaryUnavailable, read_summary
+from limr_operator.storage import SummaryUnavailable, read_summary
 from operator_fixtures import built_jobs, example_jobs
 
 
@@ -25,19 +25,21 @@ def test_render_prints_every_phase(job_file, capsys):
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert ("Job", "qwen-math-7b-limr-paper-replica-4ac40c-select-1") in kinds
-    assert sum(k == "RayJob" for k, _ in kinds) == 6  # baseline, retrain + 3 arms, evaluation
-    assert sum(k == "ConfigMap" for k, _ in kinds) == 7
-    from limr_trainer.spec import load_job
+    # baseline, retrain + random and linear arms (the full arm is the baseline run itself), evaluation
+    assert sum(k == "RayJob" for k, _ in kinds) == 5
+    assert sum(k == "ConfigMap" for k, _ in kinds) == 6
+    assert not [n for _, n in kinds if "retrain-full" in n]
+    from limr_api.loader import load_job
 
     resolved = load_job(yaml.safe_load(docs[0]["data"]["job.yaml"]))  # the block-style ConfigMap round-trips
     assert resolved.metadata.name == "qwen-math-7b-limr-paper-replication-h100"
 
 
 def test_render_one_phase_and_attempt(job_file, capsys):
-    assert render.main([str(job_file), "--phase", "baseline", "--attempt", "3"]) == 0
+    assert render.main([str(job_file), "--step", "baseline", "--attempt", "3"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     assert [d["kind"] for d in docs] == ["ConfigMap", "RayJob"]
-    assert docs[1]["spec"]["entrypoint"].endswith("--phase baseline --attempt 3")
+    assert docs[1]["spec"]["entrypoint"].endswith("--step baseline --attempt 3")
 
 
 @pytest.mark.parametrize("name", sorted(example_jobs()))
@@ -56,11 +58,11 @@ def test_render_bad_input_exits_2(tmp_path, capsys):
     assert render.main([str(path)]) == 2
     assert "backoffLimit" in capsys.readouterr().err
     assert render.main([str(tmp_path / "missing.yaml")]) == 2
-    assert render.main([str(path), "--phase", "nope"]) == 2
+    assert render.main([str(path), "--step", "nope"]) == 2
     off = built_jobs()["records"]
     path.write_text(yaml.safe_dump(off))
-    assert render.main([str(path), "--phase", "baseline"]) == 2
-    assert "not enabled" in capsys.readouterr().err
+    assert render.main([str(path), "--step", "baseline"]) == 2
+    assert "not part of the plan" in capsys.readouterr().err
 
 
 def test_operator_flags():
@@ -99,7 +101,7 @@ def test_summary_reader_local(tmp_path):
 
 
 def test_last_jsonl_line_from_the_tail(tmp_path):
-    from limr_operator.summary import read_last_jsonl
+    from limr_operator.storage import read_last_jsonl
 
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"step": i, "reward_mean": i / 10, "pad": "x" * 100}) + "\n" for i in range(500)))

@@ -1,1 +1,4 @@
-"""One module per `limr` subcommand; each exposes `main(argv) -> int` and imports its side lazily."""
+"""The trainer's `limr` subcommands (run, phase, select, reward, logs), registered as entry points.
+
+Each module exposes `HELP` and `main(argv) -> int` and imports heavy libraries inside `main`.
+"""

@@ -1,8 +1,9 @@
-"""`limr phase --job PATH --phase P [--arm A] [--attempt N]`: one phase of a job, the RayJob entrypoint.
+"""`limr phase --job PATH --step KEY [--attempt N]`: one step of a job, the RayJob entrypoint.
 
-Inside a RayJob it joins the existing Ray cluster (`ray.init()`); a phase that already completed
-(its `_DONE.json` marker is in storage) returns at once, so a retried RayJob is cheap. The phase
-summary is printed as one JSON line (the operator reads the stored one).
+Inside a RayJob it joins the existing Ray cluster; a step that already completed (its `_DONE.json`
+marker is in storage) returns at once, so a retried RayJob is cheap. Everything the step prints
+also goes to `<job>/<step>/logs/attempt-N.log` in storage as it runs (`limr logs` reads it). The
+step's summary is printed as one JSON line at the end.
 """
 
 from __future__ import annotations
@@ -11,21 +12,21 @@ import argparse
 import json
 import sys
 
-PHASE_CHOICES = ("baseline", "selection", "retrain", "evaluation")
-ARM_CHOICES = ("lim", "random", "linear", "full")
+HELP = "run one step of a job (the RayJob entrypoint)"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from limr_api.plan import all_keys
+
     parser = argparse.ArgumentParser(prog="limr phase", description=__doc__)
     parser.add_argument("--job", required=True, help="LIMRJob YAML (the mounted ConfigMap)")
-    parser.add_argument("--phase", required=True, choices=PHASE_CHOICES)
-    parser.add_argument("--arm", choices=ARM_CHOICES, default=None, help="retrain arm (default lim)")
-    parser.add_argument("--attempt", type=int, default=1, help="attempt number (logged)")
+    parser.add_argument("--step", required=True, choices=all_keys(), help="the step to run")
+    parser.add_argument("--attempt", type=int, default=1, help="attempt number (names the log)")
     parser.add_argument("--storage-override", metavar="URI", default=None)
-    parser.add_argument("--no-ray", action="store_true", help="do not connect to Ray (selection needs none)")
+    parser.add_argument("--no-log-upload", action="store_true", help="do not copy the output to storage")
     args = parser.parse_args(argv)
-    if args.arm is not None and args.phase != "retrain":
-        parser.error("--arm applies to --phase retrain only")
+    if args.attempt < 1:
+        parser.error("--attempt must be >= 1")
     return args
 
 
@@ -34,37 +35,52 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from limr_trainer import phases
-    from limr_trainer.spec import load_job_or_report
+    from limr_api import layout, plan
+    from limr_api.loader import load_job_or_report
 
     job = load_job_or_report(args.job)
     if job is None:
         return 2
-    if args.phase == "retrain" and (args.arm or "lim") != "lim" and args.arm not in job.spec.retrain.comparisons:
-        print(f"arm {args.arm!r} is not in spec.retrain.comparisons", file=sys.stderr)
+    step = plan.parse_step(args.step)
+    if step not in plan.steps(job.spec):
+        print(f"limr phase: step {step.key!r} is not part of this job's plan "
+              f"({', '.join(s.key for s in plan.steps(job.spec))})", file=sys.stderr)
         return 2
-    storage = phases.open_job_storage(job, args.storage_override)
-    name = phases.step_phase(args.phase, args.arm)
-    print(f"limr phase {name} of job {job.metadata.name}, attempt {args.attempt}, storage {storage.uri()}",
+    from contextlib import nullcontext
+
+    from limr_trainer.storage import open_job_storage
+
+    storage = open_job_storage(job.spec, args.storage_override)
+    if args.no_log_upload:
+        tee = nullcontext()
+    else:
+        from limr_trainer.runtime.logstream import LogStream
+
+        tee = LogStream(storage, layout.log_key(job.metadata.name, step.key, args.attempt))
+    with tee:
+        return _run(job, step, storage, args.attempt)
+
+
+def _run(job, step, storage, attempt: int) -> int:
+    from contextlib import nullcontext
+
+    from limr_trainer.pipeline.context import Context
+    from limr_trainer.pipeline.steps import run_step
+
+    print(f"limr phase {step.key} of job {job.metadata.name}, attempt {attempt}, storage {storage.uri()}",
           flush=True)
-    if args.phase != "selection":  # selection reads records only: no model needed
-        job = phases.resolve_model(job)
-    needs_ray = args.phase != "selection" and not args.no_ray
-    if needs_ray:
-        import ray
 
-        ray.init()  # the RayJob's cluster (RAY_ADDRESS / the local head)
-
-    def log(phase: str, event: str, fields: dict) -> None:
+    def log(key: str, event: str, fields: dict) -> None:
         if event == "step":
-            print(json.dumps({"phase": phase, **fields}, default=str), flush=True)
+            print(json.dumps({"step": key, **fields}, default=str), flush=True)
 
-    try:
-        summary = phases.run_step(phases.Context(job=job, storage=storage, progress=log), args.phase, args.arm)
-    finally:
-        if needs_ray:
-            import ray
+    if step.gpu:
+        from limr_trainer.runtime.ray_session import ray_session
 
-            ray.shutdown()
-    print(json.dumps({"phase": name, "attempt": args.attempt, "summary": summary}, default=str), flush=True)
+        session = ray_session()
+    else:
+        session = nullcontext()  # selection reads records only: no Ray, no model
+    with session:
+        summary = run_step(Context(job=job, storage=storage, progress=log), step)
+    print(json.dumps({"step": step.key, "attempt": attempt, "summary": summary}, default=str), flush=True)
     return 0

@@ -2,100 +2,149 @@
 
 Input rows `{"response", "answer", "truncated"?}`; output rows are the input rows plus `reward`
 (1.0 / -0.5 / -1.0), `reason` (`correct`, `wrong_answer` or the format rule that fired) and
-`extracted` (the last \\boxed{...} content or null). All input is checked before any scoring and
-the output is written to a temporary file renamed into place, so a malformed line (reported with
-its line number, exit code 2) leaves no output behind.
+`extracted` (the last \\boxed{...} content or null). All input is checked before any scoring (a bad
+line is reported with its number, exit code 2), and the output is written whole at the end, to a
+local path (through a temporary file renamed into place) or to an s3:// URI, so nothing half
+written is ever left. Ctrl-C or SIGTERM stops the checker workers with the command (exit 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import signal
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+HELP = "score responses with the LIMR rule reward (JSONL in, JSONL out)"
 
 
 class BadInput(ValueError):
     pass
 
 
+def _timeout(text: str) -> float:
+    from limr_trainer.reward.pool import check_timeout
+
+    try:
+        return check_timeout(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r}: --workers must be between 1 and 256")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="limr reward", description=__doc__.split("\n")[0])
     p.add_argument("--input", required=True, help="JSONL file of {response, answer, truncated?}")
-    p.add_argument("--output", required=True, help="JSONL file to write")
-    p.add_argument("--workers", type=int, default=None, help="checker processes (default: usable CPUs)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer before it scores -1")
+    p.add_argument("--output", required=True, help="JSONL file or s3:// URI to write")
+    p.add_argument("--workers", type=_workers, default=None, help="checker processes (default: usable CPUs)")
+    p.add_argument("--timeout", type=_timeout, default=5.0, help="seconds per answer before it scores -1")
     return p
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
     """Parse and check every line; BadInput names the first bad line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a directory, not a JSONL file") from None
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BadInput(f"{path}:{n}: invalid JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise BadInput(f"{path}:{n}: expected a JSON object")
-            for name in ("response", "answer"):
-                if not isinstance(row.get(name), str):
-                    raise BadInput(f"{path}:{n}: '{name}' must be a string")
-            if not isinstance(row.get("truncated", False), bool):
-                raise BadInput(f"{path}:{n}: 'truncated' must be true or false")
-            rows.append(row)
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInput(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{path}:{n}: invalid JSON: {e.msg} (column {e.colno})") from None
+        except RecursionError:
+            raise BadInput(f"{path}:{n}: JSON nested too deeply") from None
+        if not isinstance(row, dict):
+            raise BadInput(f"{path}:{n}: expected a JSON object")
+        for name in ("response", "answer"):
+            if not isinstance(row.get(name), str):
+                raise BadInput(f"{path}:{n}: '{name}' must be a string")
+        if not isinstance(row.get("truncated", False), bool):
+            raise BadInput(f"{path}:{n}: 'truncated' must be true or false")
+        rows.append(row)
     return rows
 
 
-def write_atomic(path: str, lines: list[str]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+def json_line(row: dict[str, Any]) -> str:
+    """One output line; text that cannot be UTF-8 (a lone surrogate) is written as \\u escapes."""
+    text = json.dumps(row, ensure_ascii=False)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row, ensure_ascii=True)
+    return text + "\n"
+
+
+def write_output(target: str, data: bytes) -> None:
+    """Write the whole output to a local path or a storage URI, atomically."""
+    from pathlib import Path
+
+    from limr_trainer.storage import open_storage, parse_uri
+
+    scheme, location, key = parse_uri(target)
+    if scheme == "s3":
+        if not key:
+            raise BadInput(f"{target}: give an object key after the bucket (s3://BUCKET/KEY)")
+        bucket_root = f"s3://{location}"
+        open_storage(bucket_root).put_bytes(key, data)
+        return
+    path = Path(location)
+    if path.is_dir():
+        raise BadInput(f"{target}: is a directory; give a file name for --output")
+    open_storage(str(path.parent if str(path.parent) else ".")).put_bytes(path.name, data)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        if args.timeout <= 0:
-            raise BadInput("--timeout must be positive")
-        if args.workers is not None and args.workers < 1:
-            raise BadInput("--workers must be >= 1")
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
         rows = read_rows(args.input)
-    except (BadInput, OSError, UnicodeDecodeError) as e:
+    except (BadInput, OSError) as e:
         print(f"limr reward: {e}", file=sys.stderr)
         return 2
     from limr_trainer.reward import RewardItem
-    from limr_trainer.reward_pool import CheckerPool
+    from limr_trainer.reward.pool import CheckerPool
+    from limr_trainer.storage import StorageError
 
+    signal.signal(signal.SIGTERM, _stop)
     items = [RewardItem(r["response"], r["answer"], r.get("truncated", False)) for r in rows]
-    with CheckerPool(args.workers) as pool:
-        results = pool.map(items, timeout=args.timeout)
-    out = []
-    counts: dict[str, int] = {}
-    for row, res in zip(rows, results):
-        counts[res.reason] = counts.get(res.reason, 0) + 1
-        out.append(
-            json.dumps(
-                {**row, "reward": res.reward, "reason": res.reason, "extracted": res.answer},
-                ensure_ascii=False,
-            )
-            + "\n"
-        )
-    write_atomic(args.output, out)
+    try:
+        with CheckerPool(args.workers) as pool:
+            results = pool.map(items, timeout=args.timeout)
+        out = []
+        counts: dict[str, int] = {}
+        for row, res in zip(rows, results):
+            counts[res.reason] = counts.get(res.reason, 0) + 1
+            out.append(json_line({**row, "reward": res.reward, "reason": res.reason, "extracted": res.answer}))
+        write_output(args.output, "".join(out).encode("utf-8"))
+    except KeyboardInterrupt:
+        print("limr reward: interrupted; no output written", file=sys.stderr)
+        return 130
+    except (BadInput, StorageError, OSError) as e:
+        print(f"limr reward: {e}", file=sys.stderr)
+        return 2
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"limr reward: {len(rows)} rows -> {args.output} ({summary})")
     return 0

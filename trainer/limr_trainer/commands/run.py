@@ -1,9 +1,11 @@
-"""`limr run JOB.yaml`: the whole LIMR pipeline on a local Ray cluster (see limr_trainer.pipeline)."""
+"""`limr run JOB.yaml`: the whole LIMR pipeline on a local Ray cluster (see limr_trainer.pipeline.local)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
+
+HELP = "run the whole LIMR pipeline of JOB.yaml on a local Ray cluster"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,14 +35,14 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
         return int(exc.code or 0)
-    from limr_trainer.spec import load_job_or_report
+    from limr_api.loader import load_job_or_report
 
     job = load_job_or_report(args.job)
     if job is None:
         return 2
     from rich.console import Console
 
-    from limr_trainer.pipeline import run_job
+    from limr_trainer.pipeline.local import run_job
 
     console = Console()
     _interrupt_on_signals()

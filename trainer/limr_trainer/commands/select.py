@@ -1,53 +1,78 @@
 """`limr select`: score reward trajectories with LIM / linear / random and write the selection.
 
-Reads our Parquet reward records (`--format limr`, the default) or LIMR's own OpenRLHF dumps
-(`--format openrlhf`), streams them into per-sample counters, scores, selects, and writes to
-`--output` (a folder or storage URI): scores.jsonl, selected.json, summary.json,
-trajectories.png and score_histogram.png. Every output is built in memory first and each object
-is written atomically, so bad input leaves nothing behind. Exit code 2 for bad input.
-(The work itself is `limr_trainer.selection.run_selection`.)
+Reads our Parquet reward records of one job step (`--format limr`, the default), LIMR's own
+OpenRLHF dumps (`--format openrlhf`) or verl's rollout dumps (`--format verl`), streams them into
+per-sample counters, scores, selects, and writes to `--output` (a folder or storage URI):
+summary.json, scores.jsonl, selected.json and two plots. Every output is built in memory first
+and the set is committed with summary.json last, so bad input leaves nothing behind and an
+interrupted run never leaves a mix of old and new files. Exit code 2 for bad input.
+(The work itself is `limr_trainer.selection.core.run_selection`, also the pipeline's Selection.)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+
+HELP = "score reward records with LIM / linear / random and select"
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="limr select", description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--input", required=True, help="records prefix/folder (limr) or folder of step_N.json (openrlhf)"
-    )
+    p.add_argument("--input", required=True,
+                   help="one step's records (limr: e.g. <root>/<job>/baseline), or a folder of dumps")
     p.add_argument("--strategy", choices=("lim", "linear", "random"), default="lim")
-    p.add_argument("--threshold", type=float, default=None, help="score threshold (lim 0.6, linear 0.7)")
-    p.add_argument("--size", type=int, default=None, help="random: how many (default: LIM's count)")
-    p.add_argument("--seed", type=int, default=0, help="random: seed")
-    p.add_argument("--format", choices=("limr", "openrlhf"), default="limr")
-    p.add_argument("--steps-per-epoch", type=int, default=8, help="openrlhf: PPO steps per data epoch")
-    p.add_argument(
-        "--max-epochs", type=int, default=None, help="use the first N data epochs (openrlhf default 21)"
-    )
-    p.add_argument(
-        "--prompts", default=None, help="dataset file (JSON list or JSONL of {id, prompt, answer})"
-    )
+    p.add_argument("--threshold", type=_finite, default=None, help="score threshold (lim 0.6, linear 0.7)")
+    p.add_argument("--size", type=_count, default=None, help="random: how many (default: LIM's count)")
+    p.add_argument("--seed", type=_count, default=0, help="random: seed")
+    p.add_argument("--format", choices=("limr", "openrlhf", "verl"), default="limr")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=8, help="openrlhf / verl: steps per data epoch")
+    p.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="use the first N data epochs (openrlhf default 21)")
+    p.add_argument("--success-threshold", type=_finite, default=None,
+                   help="verl dumps without `acc`: a rollout is correct when its score >= this (default 1.0)")
+    p.add_argument("--prompts", default=None, help="dataset file (JSON list or JSONL of {id, prompt, answer})")
     p.add_argument("--output", required=True, help="output folder or storage URI")
-    p.add_argument(
-        "--workers", type=int, default=None, help="openrlhf: reader processes (default: usable CPUs)"
-    )
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="openrlhf / verl: reader processes (default: usable CPUs)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from limr_trainer.selection import SelectionConfig, run_selection
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from limr_trainer.selection.core import SelectionConfig, run_selection
     from limr_trainer.storage import StorageError
 
     try:
         summary = run_selection(SelectionConfig(**vars(args)))
-    except (ValueError, StorageError, OSError, UnicodeDecodeError) as e:  # InputError is a ValueError
+    except (ValueError, StorageError, OSError) as e:  # InputError is a ValueError
         print(f"limr select: {e}", file=sys.stderr)
         return 2
     print(

@@ -1,8 +1,8 @@
-"""Load `spec.dataset` into rows `{id, prompt, answer}`, and render chat prompts.
+"""Load `spec.dataset` into rows `{id, prompt, answer}`.
 
 Sources: a local path / file:// URI or an s3:// URI (read through `limr_trainer.storage`) in json
 (a list of objects), jsonl, parquet or arrow (HF `save_to_disk` folder or a single .arrow file),
-or `synthetic://arithmetic?n=N&seed=S` for the built-in toy task (`limr_trainer.toy`).
+or `synthetic://arithmetic?n=N&seed=S` for the built-in toy task (`limr_trainer.data.synthetic`).
 Ids are strings: the `idField` value when present, else the row index.
 """
 
@@ -11,29 +11,12 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-from limr_trainer.spec import LIMR_SYSTEM_PROMPT, DatasetSpec
+from limr_api.training import DatasetSpec
 
-
-class DatasetError(ValueError):
-    """The dataset cannot be read or lacks a required field; the message says which."""
-
-
-def parse_synthetic(uri: str) -> dict[str, Any]:
-    """`synthetic://arithmetic?n=..&seed=..` -> {"task", "n", "seed"}."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "synthetic" or parsed.netloc != "arithmetic":
-        raise DatasetError(f"{uri}: only synthetic://arithmetic is built in")
-    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    unknown = set(query) - {"n", "seed"}
-    if unknown:
-        raise DatasetError(f"{uri}: unknown parameters {sorted(unknown)} (expected n, seed)")
-    try:
-        return {"task": "arithmetic", "n": int(query.get("n", 256)), "seed": int(query.get("seed", 0))}
-    except ValueError:
-        raise DatasetError(f"{uri}: n and seed must be integers") from None
+from limr_trainer.data.errors import DatasetError
+from limr_trainer.data.synthetic import arithmetic_rows, parse_synthetic
+from limr_trainer.storage import StorageSettings
 
 
 def _records_from_bytes(data: bytes, fmt: str, name: str) -> list[dict]:
@@ -73,12 +56,10 @@ def _read_local(path: Path, fmt: str) -> list[dict]:
     return _records_from_bytes(path.read_bytes(), fmt, str(path))
 
 
-def _read_s3(uri: str, fmt: str, endpoint: str | None) -> list[dict]:
-    """One object, or every object under a prefix when `uri` ends with '/'."""
-    from limr_trainer.storage import open_storage
-
+def _read_s3(uri: str, fmt: str, settings: StorageSettings | None) -> list[dict]:
+    """One object, or every object under a prefix when `uri` ends with '/' (the job's S3 settings)."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    store = open_storage(f"s3://{bucket}", endpoint=endpoint)
+    store = (settings or StorageSettings()).open(f"s3://{bucket}")
     keys = store.list(key) if uri.endswith("/") else [key]
     if not keys:
         raise DatasetError(f"{uri}: no objects")
@@ -101,33 +82,20 @@ def normalise_rows(records: list[dict], spec: DatasetSpec) -> list[dict]:
     return rows
 
 
-def load_rows(spec: DatasetSpec, endpoint: str | None = None) -> list[dict]:
-    """All rows of the dataset (first `spec.limit` when set), in file order."""
+def load_rows(spec: DatasetSpec, settings: StorageSettings | None = None) -> list[dict]:
+    """All rows of the dataset (first `spec.limit` when set), in file order.
+
+    `settings`: the job's S3 endpoint and region, for an s3:// dataset."""
     uri = spec.uri
     if uri.startswith("synthetic://"):
-        from limr_trainer.toy import arithmetic_rows
-
         params = parse_synthetic(uri)
         records = arithmetic_rows(params["n"], seed=params["seed"])
     elif uri.startswith("s3://"):
-        records = _read_s3(uri, spec.format, endpoint)
+        records = _read_s3(uri, spec.format, settings)
     else:
         records = _read_local(Path(uri.removeprefix("file://")), spec.format)
     rows = normalise_rows(records, spec)
     return rows[: spec.limit] if spec.limit else rows
 
 
-def render_prompt(tokenizer, question: str, system_prompt: str | None = LIMR_SYSTEM_PROMPT) -> str:
-    """The LIMR chat prompt: system turn (when set), the question as user turn, generation prompt."""
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": question}
-    ]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def truncate_prompt_ids(ids: list[int], max_len: int) -> list[int]:
-    """Keep the last `max_len` prompt tokens (left truncation keeps the generation prompt)."""
-    return ids[-max_len:] if len(ids) > max_len else ids
-
-
-__all__ = ["DatasetError", "load_rows", "normalise_rows", "parse_synthetic", "render_prompt", "truncate_prompt_ids"]
+__all__ = ["DatasetError", "load_rows", "normalise_rows"]

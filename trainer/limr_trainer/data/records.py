@@ -1,8 +1,8 @@
 """Reward records: one row per rollout, the contract between the trainer (writes) and selection (reads).
 
-DESIGN.md "Reward records": epoch, step, prompt_id, sample, reward, correct, format_error,
+docs/ARCHITECTURE.md "Reward records": epoch, step, prompt_id, sample, reward, correct, format_error,
 response_length, truncated. Responses themselves live elsewhere. One Parquet file per PPO step at
-`<job>/<phase>/rewards/epoch=EEEE/step=SSSSSS.parquet` (see `limr_trainer.layout`).
+`<job>/<phase>/rewards/epoch=EEEE/step=SSSSSS.parquet` (see `limr_api.layout`).
 """
 
 from __future__ import annotations

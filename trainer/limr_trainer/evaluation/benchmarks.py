@@ -47,8 +47,9 @@ def sampling_for(samples: int, temperature: float, top_p: float, max_new_tokens:
 def load_rows(uri: str, prompt_field: str, answer_field: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Questions of one benchmark as {"id", "question", "answer"} (ids: the file's id or the row index)."""
     if uri.startswith("synthetic://"):
-        from limr_trainer.data import load_rows as load_dataset
-        from limr_trainer.spec import DatasetSpec
+        from limr_api.training import DatasetSpec
+
+        from limr_trainer.data.dataset import load_rows as load_dataset
 
         raw = load_dataset(DatasetSpec(uri=uri))
         rows = [{"id": r["id"], "question": r["prompt"], "answer": r["answer"]} for r in raw]

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Row order of the table (the paper's Table 2 reads top to bottom the same way).
-ARM_ORDER = ("base", "full", "lim", "random", "linear")
+from limr_api.plan import REPORT_ORDER
+
 ARM_LABELS = {
     "base": "base model",
     "full": "full-data run",
@@ -33,7 +33,7 @@ def build_table(
     get None there and no average.
     """
     rows = []
-    for arm in [a for a in ARM_ORDER if a in results] + sorted(set(results) - set(ARM_ORDER)):
+    for arm in [a for a in REPORT_ORDER if a in results] + sorted(set(results) - set(REPORT_ORDER)):
         res = results[arm]
         accs: dict[str, float | None] = {}
         for name in benchmarks:

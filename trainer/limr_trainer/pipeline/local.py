@@ -1,74 +1,23 @@
-"""`limr run`: every phase of a LIMRJob in DESIGN.md order on a private local Ray cluster.
+"""`limr run`: every step of a LIMRJob, in plan order, on a private local Ray cluster.
 
 Baseline -> Selection -> Retrain (LIM arm, then the comparison arms) -> Evaluation (+ report).
-Phases that completed earlier (their `_DONE.json` marker exists) are skipped, so running the same
-job again resumes it; an interrupted PPO phase resumes from its checkpoint (the trainer's job).
+Steps that completed earlier (their `_DONE.json` marker exists) are skipped, so running the same
+job again resumes it; an interrupted PPO step resumes from its checkpoint (the trainer's job).
 Ctrl-C stops cleanly: Ray is shut down (its actors, rollout engines included, die with it) and
-the shared-memory files vLLM's engines leave behind are removed.
+the shared-memory files vLLM's engines leave behind are removed (`runtime.ray_session`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Self
 
-from limr_trainer import phases
-from limr_trainer.spec import LIMRJob
+from limr_api import plan
+from limr_api.job import LIMRJob
 
-SHM = Path("/dev/shm")
-
-
-def _shm_files() -> set[str]:
-    try:
-        return {p.name for p in SHM.glob("psm_*")}
-    except OSError:
-        return set()
-
-
-def remove_new_shm(before: set[str]) -> list[str]:
-    """Remove /dev/shm/psm_* files that appeared since `before` and belong to this user."""
-    removed = []
-    for name in sorted(_shm_files() - before):
-        path = SHM / name
-        try:
-            if path.stat().st_uid == os.getuid():
-                path.unlink()
-                removed.append(name)
-        except OSError:
-            pass
-    return removed
-
-
-@contextmanager
-def local_ray(num_cpus: int | None = None) -> Iterator[str]:
-    """A private Ray cluster for this process (temp dir short enough for Ray's unix sockets)."""
-    import ray
-
-    temp = tempfile.mkdtemp(prefix="limr-ray-", dir="/tmp")
-    shm_before = _shm_files()
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    try:
-        ray.init(
-            address="local",
-            _temp_dir=temp,
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=bool(os.environ.get("LIMR_RAY_LOGS")),
-            configure_logging=False,
-        )
-        yield temp
-    finally:
-        try:
-            ray.shutdown()
-        finally:
-            remove_new_shm(shm_before)
-            shutil.rmtree(temp, ignore_errors=True)
+from limr_trainer.pipeline.context import Context
+from limr_trainer.pipeline.steps import run_step
+from limr_trainer.storage import open_job_storage
 
 
 def summary_line(phase: str, summary: dict[str, Any]) -> str:
@@ -160,36 +109,38 @@ class ProgressView:
 
 def run_job(job: LIMRJob, storage_override: str | None = None, console: Any = None,
             num_cpus: int | None = None) -> dict[str, Any]:
-    """Run (or resume) every phase of `job`; returns {"phases": {...}, "report": uri or None}."""
+    """Run (or resume) every step of `job`; returns {"phases": {...}, "report": uri or None}."""
     from rich.console import Console
 
+    from limr_trainer.runtime.model import ModelSource, resolve_model
+    from limr_trainer.runtime.ray_session import ray_session
+
     console = console or Console()
-    storage = phases.open_job_storage(job, storage_override)
-    steps = phases.plan(job)
+    storage = open_job_storage(job.spec, storage_override)
+    steps = plan.steps(job.spec)
     console.print(f"job {job.metadata.name}: {len(steps)} steps, storage {storage.uri()}")
     started = time.time()
     results: dict[str, Any] = {}
-    pending = [s for s in steps if phases.done_summary(storage, job.metadata.name, phases.step_phase(*s)) is None]
-    if not pending:  # everything done earlier: no model, no Ray needed
-        for phase, arm in steps:
-            name = phases.step_phase(phase, arm)
-            results[name] = {**(phases.done_summary(storage, job.metadata.name, name) or {}), "skipped": True}
-            console.print(summary_line(name, results[name]))
+    ctx = Context(job=job, storage=storage)
+    if all(ctx.done_summary(s.key) is not None for s in steps):  # everything done earlier: no model, no Ray
+        for step in steps:
+            results[step.key] = {**(ctx.done_summary(step.key) or {}), "skipped": True}
+            console.print(summary_line(step.key, results[step.key]))
         report = (results.get("evaluation") or {}).get("report")
         if report:
             console.print(f"report: {report}")
         return {"phases": results, "report": report}
-    if job.spec.model.name.startswith(phases.TOY_SCHEME):
-        console.print(f"building / reusing the toy model {job.spec.model.name}")
-    job = phases.resolve_model(job)
-    with local_ray(num_cpus), ProgressView(console, len(steps)) as view:
-        ctx = phases.Context(job=job, storage=storage, progress=view)
-        for phase, arm in steps:
-            name = phases.step_phase(phase, arm)
-            view.begin(name)
-            summary = phases.run_step(ctx, phase, arm)
-            results[name] = summary
-            view.finish(name, summary)
+    source = ModelSource.of(job.spec)
+    if source.is_toy:  # built once here, with progress; every worker then finds it in the cache
+        console.print(f"toy model {source.name}")
+        resolve_model(source, progress=lambda message: console.print(f"  {message}"))
+    with ray_session(num_cpus), ProgressView(console, len(steps)) as view:
+        ctx.progress = view
+        for step in steps:
+            view.begin(step.key)
+            summary = run_step(ctx, step)
+            results[step.key] = summary
+            view.finish(step.key, summary)
     report = (results.get("evaluation") or {}).get("report")
     console.print(f"finished in {time.time() - started:.0f} s")
     if report:

@@ -14,15 +14,15 @@ import pickle
 import random
 from typing import Any
 
-from limr_trainer import layout
+from limr_api import layout
+
 from limr_trainer.storage import ObjectNotFound, Storage
 
-LATEST = "latest.json"
 STATE = "state.json"
 
 
 def latest_key(job: str, phase: str) -> str:
-    return layout.checkpoints_prefix(job, phase) + LATEST
+    return layout.latest_checkpoint_key(job, phase)
 
 
 def step_prefix(job: str, phase: str, step: int) -> str:

@@ -149,3 +149,36 @@ class RunningMoments:
     @classmethod
     def from_state(cls, state: dict[str, float]) -> RunningMoments:
         return cls(state["mean"], state["var"], state["count"])
+
+
+def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """G_t = sum_{k >= t} gamma^(k-t) r_k over each row's response tokens; zero outside the mask."""
+    rewards = rewards * mask
+    out = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
+    for t in reversed(range(rewards.shape[1])):
+        running = (rewards[:, t] + gamma * running) * mask[:, t]
+        out[:, t] = running
+    return out
+
+
+def group_normalize(scores: torch.Tensor, groups: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """GRPO: (r - mean of its group) / (std of its group + eps), unbiased std as OpenRLHF's group_norm."""
+    out = torch.empty_like(scores, dtype=torch.float32)
+    for g in torch.unique(groups):
+        idx = groups == g
+        values = scores[idx].float()
+        std = values.std() if values.numel() > 1 else torch.zeros((), dtype=values.dtype)
+        out[idx] = (values - values.mean()) / (std + eps)
+    return out
+
+
+def leave_one_out(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """RLOO: r_i - mean of the *other* samples of its group (a group of one keeps r_i)."""
+    out = torch.empty_like(scores, dtype=torch.float32)
+    for g in torch.unique(groups):
+        idx = groups == g
+        values = scores[idx].float()
+        n = values.numel()
+        out[idx] = values - (values.sum() - values) / (n - 1) if n > 1 else values
+    return out

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from limr_trainer import layout
+from limr_api import layout
+
 from limr_trainer.storage import ObjectNotFound, Storage
 
 GAUGES = {
@@ -23,7 +24,7 @@ GAUGES = {
     "tokens_per_second": "limr_trainer_tokens_per_second",
     "step": "limr_trainer_step",
 }
-STAGES = ("generate", "reward", "reference", "critic", "train", "sync", "total")
+STAGES = ("generate", "reward", "forward", "train", "sync", "total")
 
 
 class MetricsLog:

@@ -1,9 +1,9 @@
 """Training roles as Ray actors: DeepSpeed actor and critic ranks, a frozen reference model.
 
-A `RoleGroup` (one role's ranks, in the spirit of OpenRLHF's actor groups) places its ranks in a
-placement group on the `train` workers, wires them into one torch.distributed world (NCCL on GPU,
-gloo on CPU) and fans calls out to every rank. The driver splits a batch into one shard per rank;
-DeepSpeed all-reduces gradients inside the group.
+Each rank runs in a Ray actor of its role's `groups.RoleGroup`, which wires the ranks into one
+torch.distributed world (NCCL on GPU, gloo on CPU). The driver splits a batch into one shard per
+rank; DeepSpeed all-reduces gradients inside the group. Every rank resolves the base model on its
+own host and opens the job's storage itself (`StorageRoot`).
 
 Batches are dicts of tensors: `sequences` (B, L) prompt + response right-padded, `attention_mask`
 (B, L), `action_mask` (B, L-1) marking positions whose next token is a response token; per-token
@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from limr_trainer.ppo import core
-
-TRAIN_ROLE = "train"
+from limr_trainer.runtime.model import ModelSource, as_source, resolve_model
+from limr_trainer.storage import StorageRoot
 
 
 def free_port() -> int:
@@ -91,10 +91,11 @@ class TrainWorker:
         return {k: v.to(self.device) for k, v in batch.items()}
 
 
-def load_causal_lm(model_dir: str, dtype: str, trust_remote_code: bool = False):
+def load_causal_lm(model: ModelSource | str, dtype: str, trust_remote_code: bool = False):
+    """The model, resolved on this rank's host (a folder on the driver's host is not here)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype),
+    return AutoModelForCausalLM.from_pretrained(resolve_model(as_source(model)), dtype=getattr(torch, dtype),
                                                 trust_remote_code=trust_remote_code)
 
 
@@ -113,24 +114,19 @@ class _DeepSpeedRole(TrainWorker):
         self.zero_stage = config["zero_optimization"]["stage"]
         self.micro = config["train_micro_batch_size_per_gpu"]
 
-    def save_checkpoint(self, storage_args: dict, prefix: str) -> int:
+    def save_checkpoint(self, root: StorageRoot, prefix: str) -> int:
         """Each rank writes its DeepSpeed shards locally, then uploads them under `prefix`."""
-        from limr_trainer.storage import open_storage
-
         local = tempfile.mkdtemp(prefix="limr-ckpt-")
         try:
             self.engine.save_checkpoint(local, tag="ds")
-            store = open_storage(**storage_args)
-            return len(store.put_dir(prefix, local))
+            return len(root.open().put_dir(prefix, local))
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
-    def load_checkpoint(self, storage_args: dict, prefix: str) -> None:
-        from limr_trainer.storage import open_storage
-
+    def load_checkpoint(self, root: StorageRoot, prefix: str) -> None:
         local = tempfile.mkdtemp(prefix="limr-ckpt-")
         try:
-            open_storage(**storage_args).get_dir(prefix, local)
+            root.open().get_dir(prefix, local)
             path, _ = self.engine.load_checkpoint(local, tag="ds")
             if path is None:
                 raise RuntimeError(f"no DeepSpeed checkpoint under {prefix}")
@@ -151,11 +147,11 @@ class _DeepSpeedRole(TrainWorker):
 class ActorWorker(_DeepSpeedRole):
     """The policy: logprobs of sampled tokens, clipped-surrogate updates, weight export."""
 
-    def setup(self, master_addr: str, master_port: int, model_dir: str, dtype: str, lr: float, betas: list[float],
-              weight_decay: float, config: dict, seed: int) -> None:
+    def setup(self, master_addr: str, master_port: int, model: ModelSource, dtype: str, lr: float,
+              betas: list[float], weight_decay: float, config: dict, seed: int) -> None:
         self.init_distributed(master_addr, master_port)
         self.set_seed(seed)
-        model = load_causal_lm(model_dir, dtype)
+        model = load_causal_lm(model, dtype)
         model.config.use_cache = False
         self._init_engine(model, lr, betas, weight_decay, config)
         self._comm = None
@@ -231,17 +227,15 @@ class ActorWorker(_DeepSpeedRole):
     def release_ipc(self) -> None:
         self._ipc_keep = None
 
-    def save_hf(self, storage_args: dict, prefix: str) -> int:
+    def save_hf(self, root: StorageRoot, prefix: str) -> int:
         """The policy as a Hugging Face folder (what evaluation and later phases load)."""
-        from limr_trainer.storage import open_storage
-
         state = self.full_state_dict()
         if self.rank != 0:
             return 0
         local = tempfile.mkdtemp(prefix="limr-hf-")
         try:
             self.engine.module.save_pretrained(local, state_dict=state, safe_serialization=True)
-            return len(open_storage(**storage_args).put_dir(prefix, local))
+            return len(root.open().put_dir(prefix, local))
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
@@ -249,9 +243,9 @@ class ActorWorker(_DeepSpeedRole):
 class ValueModel(torch.nn.Module):
     """Critic: the base model's transformer with a scalar head per position."""
 
-    def __init__(self, model_dir: str, dtype: str):
+    def __init__(self, model: ModelSource, dtype: str):
         super().__init__()
-        lm = load_causal_lm(model_dir, dtype)
+        lm = load_causal_lm(model, dtype)
         self.backbone = lm.model
         self.config = lm.config
         self.value_head = torch.nn.Linear(lm.config.hidden_size, 1, dtype=getattr(torch, dtype))
@@ -264,11 +258,11 @@ class ValueModel(torch.nn.Module):
 
 
 class CriticWorker(_DeepSpeedRole):
-    def setup(self, master_addr: str, master_port: int, model_dir: str, dtype: str, lr: float, betas: list[float],
-              weight_decay: float, config: dict, seed: int) -> None:
+    def setup(self, master_addr: str, master_port: int, model: ModelSource, dtype: str, lr: float,
+              betas: list[float], weight_decay: float, config: dict, seed: int) -> None:
         self.init_distributed(master_addr, master_port)
         self.set_seed(seed)
-        self._init_engine(ValueModel(model_dir, dtype), lr, betas, weight_decay, config)
+        self._init_engine(ValueModel(model, dtype), lr, betas, weight_decay, config)
 
     @torch.no_grad()
     def values(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -299,8 +293,9 @@ class CriticWorker(_DeepSpeedRole):
 class ReferenceWorker(TrainWorker):
     """The frozen initial policy: logprobs for the KL penalty (no optimizer, no gradients)."""
 
-    def setup(self, master_addr: str, master_port: int, model_dir: str, dtype: str, micro: int, **_: Any) -> None:
-        self.model = load_causal_lm(model_dir, dtype).to(self.device).eval()
+    def setup(self, master_addr: str, master_port: int, model: ModelSource, dtype: str, micro: int,
+              **_: Any) -> None:
+        self.model = load_causal_lm(model, dtype).to(self.device).eval()
         self.micro = micro
 
     @torch.no_grad()
@@ -313,55 +308,3 @@ class ReferenceWorker(TrainWorker):
             lp = core.gather_logprobs(logits, mb["sequences"][:, 1:])
             out.append(torch.nn.functional.pad(lp, (0, width - lp.shape[1])).cpu())
         return torch.cat(out)
-
-
-class RoleGroup:
-    """The ranks of one role, placed together, one torch.distributed world."""
-
-    def __init__(self, name: str, worker_cls: type, replicas: int, cpus: float, gpus: float, env: dict[str, str],
-                 setup_kwargs: dict[str, Any], strategy: str = "PACK", wait: bool = True):
-        import ray
-
-        from limr_trainer.rollout.ray_placement import make_placement_group, scheduling
-
-        self.name = name
-        self.pg = make_placement_group(TRAIN_ROLE, replicas, cpus, gpus, strategy=strategy)
-        remote_cls = ray.remote(worker_cls)
-        self.ranks = [
-            remote_cls.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy=scheduling(self.pg, i),
-                               runtime_env={"env_vars": env}, name=None).remote(i, replicas)
-            for i in range(replicas)
-        ]
-        address, port = ray.get(self.ranks[0].free_address.remote())
-        self._setup = [r.setup.remote(address, port, **setup_kwargs) for r in self.ranks]
-        if wait:
-            self.wait()
-
-    def wait(self) -> None:
-        """Block until every rank finished setup (groups start in parallel with wait=False)."""
-        import ray
-
-        ray.get(self._setup)
-
-    def call_async(self, method: str, *args: Any, **kwargs: Any) -> list:
-        return [getattr(r, method).remote(*args, **kwargs) for r in self.ranks]
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> list:
-        import ray
-
-        return ray.get(self.call_async(method, *args, **kwargs))
-
-    def scatter_async(self, method: str, batch: dict[str, torch.Tensor], *args: Any) -> list:
-        """Split `batch` into one contiguous shard per rank and call `method(shard, *args)` on each."""
-        n = batch["sequences"].shape[0]
-        size = -(-n // len(self.ranks))
-        return [getattr(r, method).remote({k: v[i * size:(i + 1) * size] for k, v in batch.items()}, *args)
-                for i, r in enumerate(self.ranks)]
-
-    def close(self) -> None:
-        import ray
-
-        for r in self.ranks:
-            ray.kill(r)
-        ray.util.remove_placement_group(self.pg)
-        self.ranks = []

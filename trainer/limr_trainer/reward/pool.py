@@ -5,7 +5,8 @@ a Ray actor's executor threads). Here each answer goes to one worker process; if
 answer within the limit the worker is killed and replaced and that answer alone gets -1
 (checker_timeout); a worker that dies mid-answer gives checker_error.
 
-Workers are fresh interpreters (`python -m limr_trainer.reward_pool`) talking over a socket pair:
+Workers are fresh interpreters (`python -m limr_trainer.reward.pool`, started by
+`runtime.procpool`, so they die with this process) talking over a socket pair:
 nothing depends on the parent's `__main__` (unlike multiprocessing's spawn/forkserver) and nothing
 forks a threaded parent (unlike fork). A worker imports math-verify and warms it up before it
 reports ready, so its first answer's clock does not include the import.
@@ -14,7 +15,7 @@ reports ready, so its first answer's clock does not include the import.
 from __future__ import annotations
 
 import atexit
-import os
+import math
 import socket
 import subprocess
 import sys
@@ -23,40 +24,25 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Self
 
-from .reward import (
-    CHECKER_ERROR,
-    CHECKER_TIMEOUT,
-    TRUNCATED,
-    RewardItem,
-    RewardResult,
-    format_error_result,
-    last_boxed,
-)
+from limr_trainer.runtime.procpool import start_python, usable_cpus
+
+from .results import CHECKER_ERROR, CHECKER_TIMEOUT, RewardItem, RewardResult, format_error_result
 
 READY = "ready"
-DEFAULT_CHECK = "limr_trainer.reward:check"
+DEFAULT_CHECK = "limr_trainer.reward.checker:check"
 START_TIMEOUT = 120.0  # seconds for a worker to import math-verify (a cold disk on 2 cores)
 MAX_START_FAILURES = 3
+MAX_TIMEOUT = 3600.0
 
 
-def usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _worker_env() -> dict[str, str]:
-    """The parent's environment and import path (plus the folder holding `limr_trainer`)."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    paths = [root] + [p for p in sys.path if p and os.path.isdir(p)]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+def check_timeout(timeout: float) -> float:
+    """A per-answer time limit must be a finite number of seconds in (0, 3600]."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+            or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"the checker timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout!r}")
+    return float(timeout)
 
 
 class _Worker:
@@ -65,14 +51,8 @@ class _Worker:
     def __init__(self, check: str) -> None:
         parent_sock, child_sock = socket.socketpair()
         fd = child_sock.fileno()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "limr_trainer.reward_pool", str(fd), check],
-            pass_fds=(fd,),
-            env=_worker_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            close_fds=True,
-        )
+        self.proc = start_python("limr_trainer.reward.pool", [str(fd), check], pass_fds=(fd,),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.started = time.monotonic()
@@ -128,14 +108,10 @@ class CheckerPool:
         previous result (or the send). On a timeout or crash the answer being checked gets -1 and
         the rest of its chunk goes back to the queue for another worker.
         """
+        timeout = check_timeout(timeout)
         results: list[RewardResult | None] = [None] * len(items)
         latencies = [0.0] * len(items)
-        pending: deque[int] = deque()
-        for i, it in enumerate(items):
-            if it.truncated:  # decided without a worker
-                results[i] = format_error_result(TRUNCATED, last_boxed(it.response))
-            else:
-                pending.append(i)
+        pending: deque[int] = deque(range(len(items)))  # truncated ones too: every scan is timed
         with self._lock:
             if not self._workers:
                 raise RuntimeError("CheckerPool is closed")
@@ -157,7 +133,7 @@ class CheckerPool:
                     size = max(1, min(self.chunk, len(pending) // (2 * self.size)))
                     chunk = [pending.popleft() for _ in range(size)]
                     try:
-                        w.conn.send([(items[i].response, items[i].answer) for i in chunk])
+                        w.conn.send([(items[i].response, items[i].answer, items[i].truncated) for i in chunk])
                     except (OSError, ValueError):
                         pending.extendleft(reversed(chunk))  # the worker died while idle
                         fresh = self._replace(w)
@@ -225,7 +201,7 @@ class CheckerPool:
             self._start_failures += 1
             if self._start_failures >= MAX_START_FAILURES * self.size:
                 raise RuntimeError(
-                    f"reward checker workers fail to start ({sys.executable} -m limr_trainer.reward_pool): "
+                    f"reward checker workers fail to start ({sys.executable} -m limr_trainer.reward.pool): "
                     "is math-verify installed?"
                 )
         fresh = _Worker(self.check)
@@ -275,7 +251,7 @@ def _serve(fd: int, check_path: str = DEFAULT_CHECK) -> None:
     """Worker loop: warm up, say ready, then answer (response, gold) with result fields."""
     import importlib
 
-    from .reward import equivalent
+    from .equivalence import equivalent
 
     module, _, name = check_path.partition(":")
     check = getattr(importlib.import_module(module), name)
@@ -289,10 +265,10 @@ def _serve(fd: int, check_path: str = DEFAULT_CHECK) -> None:
             return
         if msg is None:
             return
-        for response, gold in msg:
+        for response, gold, truncated in msg:
             start = time.perf_counter()
             try:
-                r = check(response, gold)
+                r = check(response, gold, truncated)
                 out = (r.reward, r.correct, r.reason, r.answer, time.perf_counter() - start)
             except Exception:  # noqa: BLE001 - any checker failure costs this answer only
                 out = (None, False, CHECKER_ERROR, None, time.perf_counter() - start)

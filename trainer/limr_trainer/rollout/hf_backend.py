@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
 from limr_trainer.rollout.vllm_backend import prompt_seed
+from limr_trainer.runtime.model import ModelSource, as_source, resolve_model
 
 
 class HFBackend(RolloutBackend):
-    def __init__(self, model_dir: str, device: str = "cpu", dtype: str = "float32", seed: int = 0, **_: object):
+    def __init__(self, model: ModelSource | str, device: str = "cpu", dtype: str = "float32", seed: int = 0,
+                 **_: object):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        model_dir = resolve_model(as_source(model))
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()

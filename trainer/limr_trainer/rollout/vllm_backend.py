@@ -13,6 +13,8 @@ import tempfile
 from typing import Any
 
 from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
+from limr_trainer.runtime import shm
+from limr_trainer.runtime.model import ModelSource, as_source, resolve_model, tied_embeddings
 
 EXTENSION = "limr_trainer.rollout.vllm_worker_ext.WeightSyncExtension"
 
@@ -32,14 +34,16 @@ def prompt_seed(base: int | None, index: int) -> int | None:
 
 
 class VLLMEngine:
-    """Ray actor body holding one vLLM engine."""
+    """Ray actor body holding one vLLM engine; it resolves the model on its own host."""
 
-    def __init__(self, model_dir: str, tensor_parallel_size: int = 1, max_model_len: int = 1024, seed: int = 0,
-                 dtype: str = "auto", device: str = "cpu", gpu_memory_utilization: float = 0.85,
-                 tied: bool = True, **llm_kwargs: Any):
+    def __init__(self, model: ModelSource | str, tensor_parallel_size: int = 1, max_model_len: int = 1024,
+                 seed: int = 0, dtype: str = "auto", device: str = "cpu", gpu_memory_utilization: float = 0.85,
+                 **llm_kwargs: Any):
         os.environ.update(engine_env(device))
         from vllm import LLM
 
+        model_dir = resolve_model(as_source(model))
+        self.tied = tied_embeddings(model_dir)
         kwargs = {"model": model_dir, "tensor_parallel_size": tensor_parallel_size, "max_model_len": max_model_len,
                       "seed": seed, "worker_extension_cls": EXTENSION, "enable_prefix_caching": True}
         if device == "cpu":
@@ -52,11 +56,11 @@ class VLLMEngine:
                           distributed_executor_backend="ray" if tensor_parallel_size > 1 else "uni")
         kwargs.update(llm_kwargs)
         self.llm = LLM(**kwargs)
-        self.tied = tied
         self.device = device
 
     def ready(self) -> bool:
-        return True
+        """Whether the model ties its embeddings (the sender leaves lm_head out then)."""
+        return self.tied
 
     def generate(self, prompts: list[str], sampling: dict, offset: int) -> list[list[dict]]:
         from vllm import SamplingParams
@@ -128,20 +132,17 @@ def state_dict_bytes(state_dict: dict, tied: bool) -> bytes:
 class VLLMBackend(RolloutBackend):
     """N engine actors; prompts are split into contiguous chunks, one per engine."""
 
-    def __init__(self, model_dir: str, engines: int = 1, tensor_parallel_size: int = 1, cpus_per_engine: float = 1.0,
-                 max_model_len: int = 1024, seed: int = 0, dtype: str = "auto", device: str | None = None,
-                 gpu_memory_utilization: float = 0.85, **llm_kwargs: Any):
-        import json
-
+    def __init__(self, model: ModelSource | str, engines: int = 1, tensor_parallel_size: int = 1,
+                 cpus_per_engine: float = 1.0, max_model_len: int = 1024, seed: int = 0, dtype: str = "auto",
+                 device: str | None = None, gpu_memory_utilization: float = 0.85, **llm_kwargs: Any):
         import ray
 
-        from limr_trainer.rollout.ray_placement import make_placement_group, scheduling
+        from limr_trainer.rollout.placement import make_placement_group, scheduling
+        from limr_trainer.runtime.ray_session import worker_env
 
         if not ray.is_initialized():
             raise RuntimeError("VLLMBackend needs a running Ray (ray.init) to place its engine actors")
         self.device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
-        with open(os.path.join(model_dir, "config.json")) as handle:
-            self.tied = bool(json.load(handle).get("tie_word_embeddings", False))
         gpus = 1.0 if self.device == "cuda" else 0.0
         self.groups = []
         self.engines = []
@@ -153,11 +154,11 @@ class VLLMBackend(RolloutBackend):
             engine_gpus = gpus if tensor_parallel_size == 1 else 0  # TP > 1: vLLM's Ray workers take the GPUs
             self.engines.append(actor_cls.options(
                 num_cpus=cpus_per_engine, num_gpus=engine_gpus, scheduling_strategy=scheduling(pg, 0),
-                runtime_env={"env_vars": engine_env(self.device)},
-            ).remote(model_dir, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                runtime_env={"env_vars": {**worker_env(), **engine_env(self.device)}},
+            ).remote(model, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                      seed=seed + i, dtype=dtype, device=self.device, gpu_memory_utilization=gpu_memory_utilization,
-                     tied=self.tied, **llm_kwargs))
-        ray.get([e.ready.remote() for e in self.engines])
+                     **llm_kwargs))
+        self.tied = ray.get([e.ready.remote() for e in self.engines])[0]
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         import ray
@@ -189,35 +190,4 @@ class VLLMBackend(RolloutBackend):
         for pg in self.groups:
             ray.util.remove_placement_group(pg)
         self.engines, self.groups = [], []
-        cleanup_shm()
-
-
-def cleanup_shm() -> None:
-    """Remove `/dev/shm/psm_*` files left by killed engines (only ones no live process maps)."""
-    import glob
-
-    for path in glob.glob("/dev/shm/psm_*"):
-        try:
-            if not _mapped(path):
-                os.unlink(path)
-        except OSError:
-            pass
-
-
-def _mapped(path: str) -> bool:
-    for maps in glob_maps():
-        try:
-            with open(maps) as handle:
-                if path in handle.read():
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-def glob_maps() -> list[str]:
-    import glob
-
-    return glob.glob("/proc/[0-9]*/maps")
-
-
+        shm.cleanup()

@@ -1,13 +1,11 @@
-"""A tiny, fully offline stand-in for the LIMR setting: model, tokenizer and arithmetic questions.
+"""A tiny, fully offline stand-in for a base model: `toy://SIZE?seed=S&warm_steps=N...`.
 
 No model can be downloaded on the development and CI machines, so tests, benchmarks and the
-embedded `limr run` default build everything here, deterministically from a seed:
+embedded `limr run` default build one here, deterministically from its parameters:
 - a byte-level BPE tokenizer trained locally with `tokenizers` on the toy corpus, with a
   Qwen-style chat template (system + user turns, assistant generation prompt, `<|im_end|>` as EOS);
 - a random-init Qwen2-architecture model (~1-3M parameters, tied embeddings) saved with
   `save_pretrained`, so vLLM (GPU or CPU) and transformers both load it;
-- synthetic arithmetic questions with gold answers, in the LIMR prompt format (the question is the
-  user turn; a correct response ends in `\\boxed{answer}`), with a difficulty mix;
 - `warm_start`: a short supervised fine-tune that turns the random model into a weak base model
   PPO can improve.
 """
@@ -19,9 +17,14 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from limr_trainer.spec import LIMR_SYSTEM_PROMPT
+from limr_api.constants import LIMR_SYSTEM_PROMPT
+
+from limr_trainer.data.prompts import render_prompt
+from limr_trainer.data.synthetic import arithmetic_rows, solution_text
+from limr_trainer.runtime.cache import locked
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -40,40 +43,6 @@ MODEL_SIZES: dict[str, dict] = {
     "small": {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 4,
                   "num_key_value_heads": 2, "head_dim": 64},
 }
-
-# difficulty -> (operator, operand range); the mix makes per-sample learning curves differ (LIM needs that).
-DIFFICULTIES: dict[str, tuple[str, int, int]] = {
-    "easy": ("+", 0, 9),
-    "medium": ("+", 10, 49),
-    "hard": ("*", 2, 12),
-}
-DEFAULT_MIX = {"easy": 0.4, "medium": 0.4, "hard": 0.2}
-
-
-# ----------------------------------------------------------------------------------------- dataset
-
-
-def arithmetic_rows(n: int, seed: int = 0, mix: dict[str, float] | None = None) -> list[dict]:
-    """`n` questions `{id, prompt, answer, difficulty}`; the same (n, seed) always gives the same rows."""
-    mix = mix or DEFAULT_MIX
-    rng = random.Random(seed)
-    names = sorted(mix)
-    weights = [mix[k] for k in names]
-    rows = []
-    for i in range(n):
-        level = rng.choices(names, weights)[0]
-        op, lo, hi = DIFFICULTIES[level]
-        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
-        value = a + b if op == "+" else a * b
-        rows.append({"id": f"arith-{seed}-{i:06d}", "prompt": f"What is {a} {op} {b}?",
-                     "answer": str(value), "difficulty": level})
-    return rows
-
-
-def solution_text(row: dict) -> str:
-    """The well-formatted response to one toy question (the warm start's target)."""
-    expr = row["prompt"].removeprefix("What is ").removesuffix("?")
-    return f"{expr} = {row['answer']}. The answer is \\boxed{{{row['answer']}}}."
 
 
 def _corpus(seed: int = 0) -> list[str]:
@@ -140,7 +109,8 @@ def build_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:
 
 
 def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 3e-3, batch_size: int = 32,
-               seed: int = 0, system_prompt: str = LIMR_SYSTEM_PROMPT) -> dict:
+               seed: int = 0, system_prompt: str = LIMR_SYSTEM_PROMPT,
+               progress: Callable[[str], None] | None = None) -> dict:
     """Supervised fine-tune on `solution_text` (loss on response tokens only), saved in place.
 
     A few dozen steps give a weak model: right format often, right answer sometimes. Returns
@@ -156,11 +126,12 @@ def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
     loss_value = float("nan")
-    for _ in range(steps):
+    every = max(1, steps // 10)
+    for done in range(steps):
         batch = rng.sample(rows, min(batch_size, len(rows)))
         seqs, masks = [], []
         for row in batch:
-            prompt = render_chat(tok, row["prompt"], system_prompt)
+            prompt = render_prompt(tok, row["prompt"], system_prompt)
             p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
             r_ids = tok(solution_text(row), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
             seqs.append(p_ids + r_ids)
@@ -179,39 +150,42 @@ def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss_value = float(loss.detach())
+        if progress and ((done + 1) % every == 0 or done + 1 == steps):
+            progress(f"warm start: step {done + 1}/{steps}, loss {loss_value:.3f}")
     model.save_pretrained(model_dir, safe_serialization=True)
     return {"loss": loss_value}
-
-
-def render_chat(tokenizer, question: str, system_prompt: str | None = LIMR_SYSTEM_PROMPT) -> str:
-    """The chat prompt string (system + user turns + assistant generation prompt)."""
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": question}
-    ]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 # ------------------------------------------------------------------------------------------ cache
 
 
 def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, warm_steps: int = 0,
-                     warm_rows: int = 2000, warm_lr: float = 3e-3) -> Path:
-    """The toy model folder for these settings, built once under `cache_root` (atomic rename)."""
-    key = json.dumps({"size": size, "seed": seed, "warm_steps": warm_steps, "warm_rows": warm_rows, "warm_lr": warm_lr, "v": 1},
-                     sort_keys=True)
+                     warm_rows: int = 2000, warm_lr: float = 3e-3,
+                     progress: Callable[[str], None] | None = None) -> Path:
+    """The toy model folder for these settings, built once under `cache_root`.
+
+    Built in a temporary folder renamed into place, under a lock, so concurrent processes on one
+    host build it once and never load half a model. `progress(message)` hears about each stage.
+    """
+    key = json.dumps({"size": size, "seed": seed, "warm_steps": warm_steps, "warm_rows": warm_rows,
+                      "warm_lr": warm_lr, "v": 1}, sort_keys=True)
     out = Path(cache_root) / f"toy-{size}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     if (out / "config.json").exists():
         return out
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build_model(tmp, size=size, seed=seed)
-    if warm_steps:
-        warm_start(tmp, arithmetic_rows(warm_rows, seed=seed + 1), steps=warm_steps, lr=warm_lr, seed=seed)
-    (tmp / "toy.json").write_text(key)
-    try:
-        tmp.rename(out)
-    except OSError:  # another process won the race: use its copy
+    say = progress or (lambda message: None)
+    with locked(out):
+        if (out / "config.json").exists():
+            return out
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        say(f"toy model {size} (seed {seed}): tokenizer and random-init weights")
+        build_model(tmp, size=size, seed=seed)
+        if warm_steps:
+            warm_start(tmp, arithmetic_rows(warm_rows, seed=seed + 1), steps=warm_steps, lr=warm_lr, seed=seed,
+                       progress=say)
+        (tmp / "toy.json").write_text(key)
+        tmp.rename(out)
+        say(f"toy model ready: {out}")
     return out
 
 

@@ -1,61 +1,50 @@
-"""The Selection phase as a library: read reward trajectories, score (LIM / linear / random),
-select, and write scores.jsonl, selected.json, summary.json and the plots to a storage URI.
+"""The one Selection: reward trajectories -> scores (LIM / linear / random) -> the training subsets.
 
-`limr select` is a thin CLI over `run_selection(SelectionConfig(...))`.
+`limr select` and the pipeline's Selection step both call `run_selection`, so they write the same
+files with the same success criterion (each reader's, see `readers`) and the same summary:
+
+    summary.json       strategy, threshold, counts, mean curve, and the digest of every other file
+    scores.jsonl       one line per scored sample: key, id, score, lim_score, linear_score, selected,
+                       trajectory
+    selected.json      the selected dataset records (JSON list, dataset order), or their keys
+    arms/random.json   (with arms) a seeded uniform sample of the selection's size
+    arms/linear.json   (with arms) the same number of samples with the best linear-progress scores
+    trajectories.png, score_histogram.png
+
+Everything is built in memory first (bad input raises InputError and writes nothing); then the
+set is committed: the old summary.json goes first, the other files next, the new summary.json
+last. A reader takes a selection only through its summary.json and can check each file's digest,
+so it never mixes an old file with a new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .lim import TrajectoryAccumulator, select
-from .reward_pool import usable_cpus
-from .selection_plots import BackgroundPlots
-from .selection_readers import InputError, read_openrlhf, read_records
+import numpy as np
 
+from limr_trainer.storage import Storage, StorageSettings
+
+from .lim import TrajectoryAccumulator, linear_scores, random_choice, select
+from .plots import BackgroundPlots
+from .readers import InputError, open_input, read_openrlhf, read_records
+
+SUMMARY = "summary.json"
 SCORES = "scores.jsonl"
 SELECTED = "selected.json"
-SUMMARY = "summary.json"
+ARMS = ("random", "linear")
 TRAJECTORIES_PNG = "trajectories.png"
 HISTOGRAM_PNG = "score_histogram.png"
-
-
-def load_prompts(path: str) -> list[dict[str, Any]]:
-    """Records of a JSON list or JSONL file; each needs `id` and `prompt`."""
-    with open(path, "rb") as f:
-        data = f.read()
-    text = data.decode("utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: invalid JSON: {e}") from None
-    else:
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: invalid JSON: {e}") from None
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or "id" not in row or "prompt" not in row:
-            raise InputError(f"{path}: record {n} needs 'id' and 'prompt'")
-    return rows
-
-
-def record_key(row: dict[str, Any], fmt: str) -> str:
-    """How a dataset record is matched to trajectories: its id (limr) or stripped prompt (openrlhf)."""
-    return str(row["id"]) if fmt == "limr" else str(row["prompt"]).strip()
+FORMATS = ("limr", "openrlhf", "verl")
 
 
 @dataclass
 class SelectionConfig:
-    """What `limr select` does, as data (the CLI flags; the pipeline's Selection phase builds one)."""
+    """What a selection does, as data (the CLI's flags; the pipeline builds one from the job)."""
 
     input: str
     output: str = ""
@@ -69,112 +58,196 @@ class SelectionConfig:
     prompts: str | None = None
     workers: int | None = None
     no_plots: bool = False
+    arms: bool = False
+    success_threshold: float | None = None  # verl without `acc`: score >= this counts as correct
+    settings: StorageSettings = field(default_factory=StorageSettings)
 
 
-def build_outputs(args: SelectionConfig) -> dict[str, bytes]:
-    """Read, score and select; return the output files (name -> bytes). InputError on bad input."""
-    if args.format not in ("limr", "openrlhf"):
-        raise InputError(f"unknown format {args.format!r}: expected limr or openrlhf")
-
-    for name in ("steps_per_epoch", "max_epochs", "size", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < (1 if name != "size" else 0):
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    prompts = load_prompts(args.prompts) if args.prompts else None
-    with BackgroundPlots(enabled=not args.no_plots) as plots:  # imports matplotlib while we read
-        return _build(args, prompts, plots)
+def record_key(row: dict[str, Any], fmt: str) -> str:
+    """How a dataset record is matched to trajectories: its id (limr) or stripped prompt text."""
+    return str(row["id"]) if fmt == "limr" else str(row["prompt"]).strip()
 
 
-def _build(
-    args: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: BackgroundPlots
-) -> dict[str, bytes]:
-    started = time.monotonic()
+def check_config(config: SelectionConfig) -> None:
+    """Refuse settings that would give a silent wrong result (the CLI's and the job's)."""
+    from .lim import STRATEGIES
+
+    if config.format not in FORMATS:
+        raise InputError(f"unknown format {config.format!r}: expected one of {', '.join(FORMATS)}")
+    if config.strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {config.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    for name, minimum in (("steps_per_epoch", 1), ("max_epochs", 1), ("size", 0), ("workers", 1), ("seed", 0)):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InputError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+    for name in ("threshold", "success_threshold"):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, (int, float)) or not np.isfinite(value)):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
+    if config.threshold is not None and config.strategy == "linear" and not 0.0 <= config.threshold <= 1.0:
+        raise InputError("--threshold: linear scores are R^2 in [0, 1]")
+    if config.size is not None and config.strategy != "random":
+        raise InputError("--size applies to --strategy random only (lim and linear select by threshold)")
+
+
+def accumulate(config: SelectionConfig) -> tuple[TrajectoryAccumulator, Any, int | None]:
+    """Read the input into per-sample counters: (accumulator, read stats, epochs limit)."""
+    from limr_trainer.runtime.procpool import usable_cpus
+
+    storage = open_input(config.input, config.settings)
     acc = TrajectoryAccumulator()
-    if args.format == "openrlhf":
-        max_epochs = 21 if args.max_epochs is None else args.max_epochs
-        stats = read_openrlhf(
-            args.input, acc, args.steps_per_epoch, max_epochs, args.workers or usable_cpus()
-        )
+    if config.format == "limr":
+        return acc, read_records(storage, acc, config.max_epochs), config.max_epochs
+    max_epochs = 21 if config.max_epochs is None and config.format == "openrlhf" else config.max_epochs
+    workers = config.workers or usable_cpus()
+    if config.format == "openrlhf":
+        stats = read_openrlhf(storage, acc, config.steps_per_epoch, max_epochs, workers, config.settings)
     else:
-        max_epochs = args.max_epochs
-        stats = read_records(args.input, acc, max_epochs)
-    result = select(acc.trajectories(max_epochs), args.strategy, args.threshold, args.size, args.seed)
-    key_field = "prompt_id" if args.format == "limr" else "prompt"
+        from .verl import read_verl
+
+        stats = read_verl(storage, acc, config.steps_per_epoch, max_epochs, workers, config.settings,
+                          config.success_threshold)
+    return acc, stats, max_epochs
+
+
+def build_outputs(config: SelectionConfig, prompts: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
+    """Read, score and select; the output files (name -> bytes), summary.json included."""
+    check_config(config)
+    if prompts is None and config.prompts:
+        from .prompts import load_prompts
+
+        prompts = load_prompts(config.prompts)
+    with BackgroundPlots(enabled=not config.no_plots) as plots:  # imports matplotlib while we read
+        return _build(config, prompts, plots)
+
+
+def _build(config: SelectionConfig, prompts: list[dict[str, Any]] | None, plots: BackgroundPlots) -> dict[str, bytes]:
+    started = time.monotonic()
+    acc, stats, max_epochs = accumulate(config)
+    result = select(acc.trajectories(max_epochs), config.strategy, config.threshold, config.size, config.seed)
+    key_field = "prompt_id" if config.format == "limr" else "prompt"
+    linear = linear_scores(result.values)
+    chosen = set(result.selected)
     ids: dict[str, str] = {}
     if prompts is not None:
         for row in prompts:
-            ids.setdefault(record_key(row, args.format), str(row["id"]))
-    chosen = set(result.selected)
+            ids.setdefault(record_key(row, config.format), str(row["id"]))
+        missing = [k for k in result.selected if k not in ids]
+        if missing:
+            raise InputError(f"{len(missing)} of the {len(result.selected)} selected samples are not in the prompts "
+                             f"(matched by {'id' if config.format == 'limr' else 'prompt text'}; e.g. "
+                             f"{missing[0][:80]!r}): the records belong to another dataset")
     lines = []
-    for key, score in zip(result.keys, result.scores.tolist()):
+    for i, key in enumerate(result.keys):
         line: dict[str, Any] = {key_field: key}
         if key in ids:
             line["id"] = ids[key]
-        line["score"] = score
-        line["selected"] = key in chosen
+        line.update(score=float(result.scores[i]), lim_score=float(result.lim_scores[i]),
+                    linear_score=float(linear[i]), selected=key in chosen,
+                    trajectory=[round(float(v), 6) for v in result.values[i]])
         lines.append(json.dumps(line, ensure_ascii=False))
     if prompts is not None:
-        selected_rows: list[dict[str, Any]] = [r for r in prompts if record_key(r, args.format) in chosen]
+        selected_rows: list[dict[str, Any]] = [r for r in prompts if record_key(r, config.format) in chosen]
     else:
         selected_rows = [{key_field: k} for k in result.selected]
+    files: dict[str, bytes] = {
+        SCORES: ("\n".join(lines) + ("\n" if lines else "")).encode(),
+        SELECTED: json.dumps(selected_rows, ensure_ascii=False, indent=1).encode(),
+    }
+    size = len(result.selected)
+    if config.arms:
+        files["arms/random.json"] = json.dumps({
+            "how": f"uniform sample of {size} of the {len(acc.keys)} samples seen, seed {config.seed}",
+            "keys": random_choice(acc.keys, size, config.seed)}).encode()
+        files["arms/linear.json"] = json.dumps({
+            "how": f"the {size} kept samples with the highest linear-progression score (R^2, slope > 0)",
+            "keys": top_by_score(result.keys, linear, size)}).encode()
+    if not config.no_plots:
+        label = {"lim": "LIM", "linear": "linear", "random": "LIM (random selection)"}[result.strategy]
+        files.update(plots.render({
+            TRAJECTORIES_PNG: ("trajectories", {"values": result.values, "scores": result.lim_scores,
+                                                "mean_curve": result.mean_curve, "epochs": result.epochs}),
+            HISTOGRAM_PNG: ("histogram", {"scores": result.scores, "threshold": result.threshold, "selected": size,
+                                          "title": f"{label} scores ({len(result.keys)} scored)"}),
+        }))
     summary = {
         "strategy": result.strategy,
         "threshold": result.threshold,
+        "total": len(acc.keys),
         "scored": len(result.keys),
-        "selected": len(result.selected),
+        "selected": size,
         "dropped": len(result.dropped),
         "selected_records": len(selected_rows),
-        "samples": len(acc.keys),
         "epochs": len(result.epochs),
         "rollouts": stats.rollouts,
-        "files": stats.files,
-        "format": args.format,
+        "record_files": stats.files,
+        "format": config.format,
         "size": result.size,
-        "seed": result.seed,
-        "mean_curve": [round(v, 6) for v in result.mean_curve.tolist()],
+        "seed": result.seed if result.seed is not None else config.seed,
+        "mean_curve": [round(float(v), 6) for v in result.mean_curve.tolist()],
         "seconds": round(time.monotonic() - started, 3),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
-    out = {
-        SCORES: ("\n".join(lines) + ("\n" if lines else "")).encode(),
-        SELECTED: json.dumps(selected_rows, ensure_ascii=False, indent=1).encode(),
-        SUMMARY: json.dumps(summary, indent=2).encode(),
-    }
-    if not args.no_plots:
-        label = {"lim": "LIM", "linear": "linear", "random": "LIM (random selection)"}[result.strategy]
-        out.update(
-            plots.render(
-                {
-                    TRAJECTORIES_PNG: (
-                        "trajectories",
-                        {
-                            "values": result.values,
-                            "scores": result.lim_scores,
-                            "mean_curve": result.mean_curve,
-                            "epochs": result.epochs,
-                        },
-                    ),
-                    HISTOGRAM_PNG: (
-                        "histogram",
-                        {
-                            "scores": result.scores,
-                            "threshold": result.threshold,
-                            "selected": len(result.selected),
-                            "title": f"{label} scores ({len(result.keys)} scored)",
-                        },
-                    ),
-                }
-            )
-        )
-    return out
+    files[SUMMARY] = json.dumps(summary, indent=2).encode()
+    return files
 
 
-def run_selection(config: SelectionConfig) -> dict[str, Any]:
-    """Build every output first (bad input raises InputError and writes nothing), then put each
-    object atomically under `config.output`; return the summary."""
-    from .storage import open_storage
+def top_by_score(keys: list[str], scores: np.ndarray, size: int) -> list[str]:
+    """The `size` keys with the highest scores (ties: first seen), returned in input order."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:size]
+    chosen = {int(i) for i in order}
+    return [k for i, k in enumerate(keys) if i in chosen]
 
-    files = build_outputs(config)
-    storage = open_storage(config.output)
+
+def commit(storage: Storage, prefix: str, files: dict[str, bytes]) -> None:
+    """Write the set so that no reader mixes old and new files: old summary out, files, summary last."""
+    summary_key = prefix + SUMMARY
+    if storage.exists(summary_key):
+        storage.delete(summary_key)
     for name, data in files.items():
-        storage.put_bytes(name, data)
+        if name != SUMMARY:
+            storage.put_bytes(prefix + name, data)
+    storage.put_bytes(summary_key, files[SUMMARY])
+
+
+def read_selection(storage: Storage, prefix: str = "", verify: bool = True) -> dict[str, Any]:
+    """summary.json of a committed selection; with `verify`, every file's digest is checked."""
+    summary = storage.get_json(prefix + SUMMARY)
+    if verify:
+        for name, digest in (summary.get("files") or {}).items():
+            data = storage.get_bytes(prefix + name)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise InputError(f"{storage.uri(prefix + name)} does not belong to {storage.uri(prefix + SUMMARY)} "
+                                 "(a selection was interrupted while it was written): run the selection again")
+    return summary
+
+
+def run_selection(config: SelectionConfig, prompts: list[dict[str, Any]] | None = None,
+                  storage: Storage | None = None, prefix: str = "") -> dict[str, Any]:
+    """Build every output, then commit the set under `config.output` (or `storage` + `prefix`)."""
+    files = build_outputs(config, prompts)
+    target = storage if storage is not None else open_output(config.output, config.settings)
+    commit(target, prefix, files)
     return json.loads(files[SUMMARY])
+
+
+def open_output(uri: str, settings: StorageSettings) -> Storage:
+    from limr_trainer.storage import StorageError
+
+    try:
+        return settings.open(uri)
+    except StorageError as exc:
+        raise InputError(str(exc)) from None
+
+
+def subset_keys(storage: Storage, prefix: str, arm: str) -> list[str]:
+    """The keys an arm trains on: lim = the selection, random / linear = same-size subsets."""
+    read_selection(storage, prefix)
+    if arm == "lim":
+        rows = json.loads(storage.get_bytes(prefix + SELECTED))
+        return [str(r.get("id", r.get("prompt_id"))) for r in rows]
+    if arm in ARMS:
+        return [str(k) for k in storage.get_json(prefix + f"arms/{arm}.json")["keys"]]
+    raise ValueError(f"arm {arm!r} has no subset (expected lim, random or linear)")

@@ -1,6 +1,6 @@
 """Sample selection from reward trajectories: LIM (the paper's Learning Impact Measurement), LINEAR, RANDOM.
 
-Definitions (DESIGN.md "LIMR facts"):
+Definitions (docs/ARCHITECTURE.md, "LIMR facts"):
 - r_i^k: share of sample i's rollouts in data epoch k whose reward is exactly +1.
 - Missing epochs: one left-to-right pass in which a missing epoch takes the *next* epoch's value
   when that one was observed (so two missing epochs in a row leave the first missing); samples

@@ -7,13 +7,12 @@ imports matplotlib (~0.3 s) while the caller is still reading and scoring.
 from __future__ import annotations
 
 import io
-import os
-import pickle
-import threading
 from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
+
+from limr_trainer.runtime.procpool import ForkedCall
 
 LEVELS = (0.9, 0.6, 0.3, 0.0, -1.0)
 
@@ -91,83 +90,31 @@ def render(jobs: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, bytes]:
     return {name: renderers[fn](**kwargs) for name, (fn, kwargs) in jobs.items()}
 
 
-class BackgroundPlots:
-    """Context manager: a forked child imports matplotlib at once, then renders what `render` sends.
+def _import_matplotlib() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
 
-    Only forks when the caller has a single thread (a lock held by another thread would stay held
-    in the child); otherwise, or if the child fails, `render` draws in this process.
-    """
+
+class BackgroundPlots:
+    """Context manager: a forked child imports matplotlib at once, then renders what `render` sends
+    (`runtime.procpool.ForkedCall`; in this process where forking is unsafe or disabled)."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self._pid = 0
-        self._fds: list[int] = []
-        if enabled and hasattr(os, "fork") and threading.active_count() == 1:
-            self._start()
-
-    def _start(self) -> None:
-        req_r, req_w = os.pipe()
-        res_r, res_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                os.close(req_w)
-                os.close(res_r)
-                _serve(req_r, res_w)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(req_r)
-        os.close(res_w)
-        self._pid, self._fds = pid, [req_w, res_r]
+        self._call = ForkedCall(render, warm=_import_matplotlib) if enabled else None
 
     def render(self, jobs: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, bytes]:
-        if not self._pid:
+        if self._call is None:
             return render(jobs)
-        req_w, res_r = self._fds
-        self._fds = []
-        with os.fdopen(req_w, "wb") as f:
-            try:
-                pickle.dump(jobs, f, protocol=pickle.HIGHEST_PROTOCOL)
-            except BrokenPipeError:
-                pass
-        with os.fdopen(res_r, "rb") as f:
-            data = f.read()
-        pid, self._pid = self._pid, 0
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and data:
-            ok, result = pickle.loads(data)
-            if ok:
-                return result
-        return render(jobs)  # the child failed: draw here (a real error then raises here)
+        call, self._call = self._call, None
+        return call.send(jobs).result()
 
     def close(self) -> None:
-        for fd in self._fds:  # the child sees EOF and exits
-            os.close(fd)
-        self._fds = []
-        if self._pid:
-            os.waitpid(self._pid, 0)
-            self._pid = 0
+        if self._call is not None:
+            self._call.close()
+            self._call = None
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _serve(req_r: int, res_w: int) -> None:
-    """Child side: import matplotlib while the parent works, then render one request."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
-
-    with os.fdopen(req_r, "rb") as f:
-        data = f.read()
-    if not data:  # the parent gave up (bad input): nothing to draw
-        return
-    try:
-        payload: tuple[bool, Any] = (True, render(pickle.loads(data)))
-    except Exception as e:  # noqa: BLE001 - the parent redraws in-process and raises it there
-        payload = (False, repr(e))
-    with os.fdopen(res_w, "wb") as f:
-        pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,36 +1,40 @@
-"""Readers that stream rollout rewards into a `lim.TrajectoryAccumulator`.
+"""Readers that stream rollout outcomes into a `lim.TrajectoryAccumulator`, checking what they read.
 
-- `read_records(uri, acc)`: our Parquet reward records (`.../epoch=EEEE/step=SSSSSS.parquet` under a
-  storage prefix, local or s3://); only the epoch, prompt_id and correct columns are read
-  (`correct` is the record's "reward is exactly +1" under LIMR's levels, whatever levels a job sets).
-- `read_openrlhf(uri, acc, steps_per_epoch, max_epochs)`: LIMR's own OpenRLHF dumps, `step_N.json`
-  files directly in a folder (steps numbered from 1; step N belongs to data epoch
-  (N-1) // steps_per_epoch; only steps of the first `max_epochs` epochs are read). Each file is a
-  JSON list of {prompt, response, reward, response_length}; prompts are keyed by their stripped
-  text. The decoder (msgspec, a Struct without `response`) skips the response text without building
-  strings, so time and memory do not grow with response length beyond the file's bytes.
+What counts as a success (the paper's "reward exactly +1") is decided per format:
+- `limr` (ours): Parquet reward records `[<step>/rewards/]epoch=EEEE/step=SSSSSS.parquet` of ONE step
+  of a job (local or s3://). Success is the `correct` column (right whatever reward levels a job set).
+  Each file is checked against the record schema (types, no nulls), its rows' epoch and step
+  against its path, and (prompt_id, sample) unique within the step; records of two different
+  steps (e.g. a job's baseline and its retrain arms) are refused, not merged.
+- `openrlhf` (LIMR's own dumps): `step_N.json` files in a folder (steps numbered from 1, one file
+  per step; step N belongs to data epoch (N-1) // steps_per_epoch), each a JSON list of
+  {prompt, response, reward, response_length}; prompts keyed by their stripped text; success is
+  reward == 1.0 (LIMR's levels). The decoder (msgspec, a Struct without `response`) skips the
+  response text without building strings, so time and memory do not grow with response length.
+- `verl` (`trainer.rollout_data_dir`): see `verl.py`.
+Every error is an `InputError` naming the file (and the column or line).
 """
 
 from __future__ import annotations
 
 import operator
-import os
-import pickle
 import re
-import signal
-import subprocess
-import sys
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
+from limr_trainer.runtime.procpool import ForkedCall
+from limr_trainer.storage import Storage, StorageError, StorageSettings
+from limr_trainer.storage import parse_uri as parse_storage_uri
+
 from .lim import TrajectoryAccumulator
 
-_RECORD_KEY = re.compile(r"(?:^|/)epoch=(\d+)/step=(\d+)\.parquet$")
-_STEP_KEY = re.compile(r"^step_(\d+)\.json$")
+_RECORD_KEY = re.compile(r"^(?:(?P<step>.*)/)?epoch=(?P<epoch>\d{4})/step=(?P<num>\d{6})\.parquet$")
+_RECORD_LIKE = re.compile(r"(?:^|/)epoch=[^/]*/step=[^/]*\.parquet$")
+_STEP_FILE = re.compile(r"^step_(\d+)\.json$")
 
 
 class InputError(ValueError):
@@ -43,18 +47,116 @@ class ReadStats:
     rollouts: int = 0
 
 
+def open_input(source: str | Storage, settings: StorageSettings | None = None) -> Storage:
+    """The storage root of an input (a URI or path, opened with `settings`; or a Storage as is)."""
+    if isinstance(source, Storage):
+        return source
+    try:
+        return (settings or StorageSettings()).open(source)
+    except StorageError as exc:
+        raise InputError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------------- our records
+
+
+def record_files(source: str | Storage) -> list[tuple[int, int, str]]:
+    """(epoch, step, key) of every reward-record file under the root, of one job step only."""
+    storage = open_input(source)
+    found: list[tuple[int, int, str]] = []
+    owners: dict[str, str] = {}
+    for key in storage.list(""):
+        if not key.endswith(".parquet"):
+            continue
+        match = _RECORD_KEY.match(key)
+        if match is None:
+            if _RECORD_LIKE.search(key):
+                raise InputError(f"{storage.uri(key)}: not a reward-record path "
+                                 "(expected .../epoch=EEEE/step=SSSSSS.parquet)")
+            continue
+        owners.setdefault(match.group("step") or "", key)
+        found.append((int(match.group("epoch")), int(match.group("num")), key))
+    if not found:
+        raise InputError(f"{storage.uri()}: no reward records (epoch=EEEE/step=SSSSSS.parquet)")
+    if len(owners) > 1:
+        a, b = sorted(owners)[:2]
+        raise InputError(f"{storage.uri()}: records of more than one job step ({a or '.'!r} and {b or '.'!r}): "
+                         f"point --input at one step's folder, e.g. {storage.uri(a or '')}")
+    by_step: dict[int, str] = {}
+    for _, num, key in found:
+        if num in by_step:
+            raise InputError(f"{storage.uri(key)}: step {num} also recorded in {storage.uri(by_step[num])}")
+        by_step[num] = key
+    return sorted(found)
+
+
+def check_record_table(table, epoch: int, step: int, where: str):
+    """The table's (prompt ids, success) after the schema, path and uniqueness checks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from limr_trainer.data.records import RecordError, validate
+
+    try:
+        table = validate(table, reward_values=None)
+    except RecordError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if table.num_rows == 0:
+        return table
+    for column, expected in (("epoch", epoch), ("step", step)):
+        values = pc.unique(table.column(column)).to_pylist()
+        if values != [expected]:
+            bad = next(v for v in values if v != expected)
+            raise InputError(f"{where}: column {column}: value {bad} in a file of {column} {expected} (its path)")
+    pairs = pa.table({"p": table.column("prompt_id"), "s": table.column("sample")})
+    if pairs.group_by(["p", "s"]).aggregate([]).num_rows != table.num_rows:
+        counts = pairs.group_by(["p", "s"]).aggregate([("p", "count")])
+        dup = counts.filter(pc.greater(counts.column("p_count"), 1)).slice(0, 1).to_pylist()[0]
+        raise InputError(f"{where}: columns prompt_id, sample: ({dup['p']!r}, {dup['s']}) appears more than once")
+    return table
+
+
+def read_records(source: str | Storage, acc: TrajectoryAccumulator, max_epochs: int | None = None) -> ReadStats:
+    """Stream our Parquet records into `acc`; with `max_epochs`, only the first N epochs' files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    storage = open_input(source)
+    files = record_files(storage)
+    if max_epochs is not None:
+        keep = set(sorted({e for e, _, _ in files})[:max_epochs])
+        files = [f for f in files if f[0] in keep]
+    stats = ReadStats()
+    for epoch, step, key in files:
+        where = storage.uri(key)
+        try:
+            table = pq.read_table(pa.BufferReader(storage.get_bytes(key)))
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{where}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+        except StorageError as exc:
+            raise InputError(str(exc)) from None
+        table = check_record_table(table, epoch, step, where)
+        stats.files += 1
+        if table.num_rows == 0:
+            continue
+        ids = table.column("prompt_id").combine_chunks().dictionary_encode()
+        acc.add_coded(ids.dictionary.to_pylist(), ids.indices.to_numpy(zero_copy_only=False), epoch,
+                      table.column("correct").to_numpy(zero_copy_only=False).astype(np.float64))
+        stats.rollouts += table.num_rows
+    return stats
+
+
+# ---------------------------------------------------------------------------- LIMR's OpenRLHF dumps
+
+
 class _Rollout(msgspec.Struct, gc=False):
     prompt: str
     reward: float
 
 
 _DECODER = msgspec.json.Decoder(list[_Rollout])
-
-
-def _storage(uri: str):
-    from .storage import open_storage
-
-    return open_storage(uri)
+_PROMPT = operator.attrgetter("prompt")
+_REWARD = operator.attrgetter("reward")
 
 
 def decode_openrlhf(data: bytes | memoryview, where: str = "") -> tuple[list[str], np.ndarray]:
@@ -62,26 +164,21 @@ def decode_openrlhf(data: bytes | memoryview, where: str = "") -> tuple[list[str
     try:
         rows = _DECODER.decode(data)
     except msgspec.DecodeError as e:
-        raise InputError(
-            f"{where}: not a list of {{prompt, response, reward, response_length}}: {e}"
-        ) from None
+        raise InputError(f"{where}: not a list of {{prompt, response, reward, response_length}}: {e}") from None
     prompts = list(map(_PROMPT, rows))
     rewards = np.fromiter(map(_REWARD, rows), dtype=np.float64, count=len(rows))
+    if not np.isfinite(rewards).all():
+        bad = int(np.flatnonzero(~np.isfinite(rewards))[0])
+        raise InputError(f"{where}: rollout {bad}: reward {rewards[bad]} is not a finite number")
     return prompts, rewards
-
-
-_PROMPT = operator.attrgetter("prompt")
-_REWARD = operator.attrgetter("reward")
 
 
 class _FileReader:
     """Bytes of one dump at a time. Local files are read into one reused buffer (no per-file
     allocation, no page-fault storm); other storage returns the object's bytes."""
 
-    def __init__(self, uri: str, storage) -> None:
-        from .storage import parse_uri
-
-        scheme, location, _ = parse_uri(uri)
+    def __init__(self, storage: Storage) -> None:
+        scheme, location, _ = parse_storage_uri(storage.uri())
         self._root = Path(location) if scheme == "file" else None
         self._storage = storage
         self._buf = bytearray()
@@ -89,6 +186,8 @@ class _FileReader:
     def read(self, key: str) -> bytes | memoryview:
         if self._root is None:
             return self._storage.get_bytes(key)
+        import os
+
         with open(self._root / key, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if len(self._buf) < size:
@@ -98,228 +197,76 @@ class _FileReader:
             return view[:got]
 
 
-def openrlhf_steps(uri: str, steps_per_epoch: int, max_epochs: int | None) -> list[tuple[int, str]]:
-    """(step, key) of the dump files to read, in step order."""
-    if steps_per_epoch < 1:
-        raise InputError(f"--steps-per-epoch must be >= 1, got {steps_per_epoch}")
-    out = []
-    for key in _storage(uri).list(""):
-        m = _STEP_KEY.match(key)
+def numbered_files(storage: Storage, pattern: re.Pattern[str], what: str, steps_per_epoch: int,
+                   max_epochs: int | None) -> list[tuple[int, str]]:
+    """(step, key) of the step-numbered dump files directly under the root, in step order.
+
+    Steps are numbered from 1; two names for one step (`step_01.json` beside `step_1.json`) are
+    refused rather than both counted.
+    """
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        raise InputError(f"--steps-per-epoch must be an integer >= 1, got {steps_per_epoch!r}")
+    seen: dict[int, str] = {}
+    for key in storage.list(""):
+        m = pattern.match(key)
         if not m:
             continue
         step = int(m.group(1))
         if step < 1:
-            raise InputError(f"{key}: steps are numbered from 1")
-        if max_epochs is None or (step - 1) // steps_per_epoch < max_epochs:
-            out.append((step, key))
+            raise InputError(f"{storage.uri(key)}: steps are numbered from 1")
+        if step in seen:
+            raise InputError(f"{storage.uri(key)} and {seen[step]}: two files for step {step}")
+        seen[step] = key
+    out = [(step, key) for step, key in seen.items()
+           if max_epochs is None or (step - 1) // steps_per_epoch < max_epochs]
     if not out:
-        raise InputError(f"{uri}: no step_N.json files")
+        raise InputError(f"{storage.uri()}: no {what} files")
     return sorted(out)
 
 
-def _read_steps(
-    uri: str, steps: list[tuple[int, str]], acc: TrajectoryAccumulator, steps_per_epoch: int
-) -> ReadStats:
-    storage = _storage(uri)
-    stats = ReadStats()
-    reader = _FileReader(uri, storage)
+def openrlhf_steps(source: str | Storage, steps_per_epoch: int, max_epochs: int | None) -> list[tuple[int, str]]:
+    """(step, key) of the `step_N.json` files to read, in step order."""
+    return numbered_files(open_input(source), _STEP_FILE, "step_N.json", steps_per_epoch, max_epochs)
+
+
+def _read_steps(uri: str, settings: StorageSettings | None, steps: list[tuple[int, str]],
+                steps_per_epoch: int) -> tuple[tuple, int]:
+    """(accumulator state, files read) of one share of the dumps (runs in a forked reader too)."""
+    storage = open_input(uri, settings)
+    acc = TrajectoryAccumulator()
+    reader = _FileReader(storage)
     for step, key in steps:
         prompts, rewards = decode_openrlhf(reader.read(key), where=storage.uri(key))
         acc.add(prompts, (step - 1) // steps_per_epoch, rewards, normalize=str.strip)
-        stats.files += 1
-        stats.rollouts += len(prompts)
-    return stats
+    return acc.state(), len(steps)
 
 
-def read_openrlhf(
-    uri: str,
-    acc: TrajectoryAccumulator,
-    steps_per_epoch: int = 8,
-    max_epochs: int | None = 21,
-    workers: int = 1,
-) -> ReadStats:
-    """Stream LIMR dumps into `acc`; with workers > 1 the files are split over reader processes.
-
-    Decoding JSON is the whole cost (msgspec skips responses at ~3 GB/s per core), so reader
-    processes scale it; each returns only its counters (samples x epochs), merged here. When this
-    process has a single thread, readers are forks (no interpreter start, no re-import) and this
-    process reads the first share itself; otherwise every share goes to a fresh interpreter
-    (`python -m limr_trainer.selection_readers`), which is safe from any thread.
-    """
-    steps = openrlhf_steps(uri, steps_per_epoch, max_epochs)
+def read_in_shares(read: Callable[..., tuple[tuple, int]], uri: str, settings: StorageSettings | None,
+                   steps: list[tuple[int, str]], steps_per_epoch: int, acc: TrajectoryAccumulator,
+                   workers: int) -> ReadStats:
+    """Split the files over `workers` readers (forked when this process has one thread; decoding JSON
+    is the whole cost), each returning only its counters (samples x epochs), merged here."""
     workers = max(1, min(workers, len(steps) // 4))
-    if workers == 1:
-        return _read_steps(uri, steps, acc, steps_per_epoch)
     shares = [steps[w::workers] for w in range(workers)]
-    if _can_fork():
-        return _read_forked(uri, shares, acc, steps_per_epoch)
-    return _read_subprocesses(uri, shares, acc, steps_per_epoch)
-
-
-def _can_fork() -> bool:
-    """Forking is safe only without other threads (a lock held by one would stay held in the child)."""
-    return hasattr(os, "fork") and threading.active_count() == 1
-
-
-def _fork_reader(uri: str, steps: list[tuple[int, str]], steps_per_epoch: int) -> tuple[int, int]:
-    """(pid, read end of a pipe): a forked child reads `steps` and pickles
-    ("ok", state, files) or ("error", exception) to the pipe, then exits without cleanup."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(w)
-        return pid, r
-    status = 1
-    try:
-        os.close(r)
-        try:
-            acc = TrajectoryAccumulator()
-            stats = _read_steps(uri, steps, acc, steps_per_epoch)
-            payload: tuple = ("ok", acc.state(), stats.files)
-        except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it
-            payload = ("error", e if _picklable(e) else InputError(f"{type(e).__name__}: {e}"))
-        with os.fdopen(w, "wb") as f:
-            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-        status = 0
-    finally:
-        os._exit(status)
-
-
-def _picklable(e: Exception) -> bool:
-    try:
-        pickle.loads(pickle.dumps(e))
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-def _read_forked(
-    uri: str, shares: list[list[tuple[int, str]]], acc: TrajectoryAccumulator, steps_per_epoch: int
-) -> ReadStats:
-    pending = [_fork_reader(uri, share, steps_per_epoch) for share in shares[1:]]
-    try:
-        stats = _read_steps(uri, shares[0], acc, steps_per_epoch)
-        error: Exception | None = None
-        while pending:
-            pid, fd = pending[0]
-            with os.fdopen(fd, "rb") as f:
-                pending[0] = (pid, -1)
-                data = f.read()
-            _, status = os.waitpid(pid, 0)
-            pending.pop(0)
-            payload = pickle.loads(data) if data and status == 0 else None
-            if payload is None or payload[0] == "error":
-                if error is None:
-                    error = payload[1] if payload else InputError(f"reader process failed ({status=})")
-                continue
-            _, state, files = payload
-            acc.merge(state)
-            stats.files += files
-            stats.rollouts += state[4]
-        if error is not None:
-            raise error
-        return stats
-    finally:
-        for pid, fd in pending:  # only after a failure here: stop and reap the children we started
-            os.kill(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
-            if fd >= 0:
-                os.close(fd)
-
-
-def _read_subprocesses(
-    uri: str, shares: list[list[tuple[int, str]]], acc: TrajectoryAccumulator, steps_per_epoch: int
-) -> ReadStats:
-    procs = []
-    for share in shares:
-        job = pickle.dumps((uri, share, steps_per_epoch))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "limr_trainer.selection_readers"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_reader_env(),
-        )
-        procs.append((proc, job))
+    calls = [ForkedCall(read).send(uri, settings, share, steps_per_epoch) for share in shares[1:]]
     stats = ReadStats()
-    errors = []
-    for proc, job in procs:
-        out, err = proc.communicate(job)
-        if proc.returncode != 0:
-            errors.append(
-                err.decode(errors="replace").strip().splitlines()[-1:] or [f"reader exited {proc.returncode}"]
-            )
-            continue
-        state, files = pickle.loads(out)
+    try:
+        outcomes = [read(uri, settings, shares[0], steps_per_epoch)]
+        outcomes += [call.result() for call in calls]
+    finally:
+        for call in calls:
+            call.close()
+    for state, files in outcomes:
         acc.merge(state)
         stats.files += files
         stats.rollouts += state[4]
-    if errors:
-        raise InputError("; ".join(e[0].removeprefix("InputError: ") for e in errors))
     return stats
 
 
-def _reader_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    paths = [root] + [p for p in sys.path if p and os.path.isdir(p)]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
-
-
-def _reader_main() -> int:
-    """Reader process: (uri, steps, steps_per_epoch) pickled on stdin -> (state, files) on stdout."""
-    uri, steps, steps_per_epoch = pickle.loads(sys.stdin.buffer.read())
-    acc = TrajectoryAccumulator()
-    try:
-        stats = _read_steps(uri, steps, acc, steps_per_epoch)
-    except InputError as e:
-        print(f"InputError: {e}", file=sys.stderr)
-        return 2
-    sys.stdout.buffer.write(pickle.dumps((acc.state(), stats.files)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_reader_main())
-
-
-def record_keys(uri: str) -> list[str]:
-    keys = sorted(k for k in _storage(uri).list("") if _RECORD_KEY.search(k))
-    if not keys:
-        raise InputError(f"{uri}: no reward records (epoch=EEEE/step=SSSSSS.parquet)")
-    return keys
-
-
-def read_records(uri: str, acc: TrajectoryAccumulator, max_epochs: int | None = None) -> ReadStats:
-    """Stream our Parquet records; with `max_epochs`, files of later epochs (by path) are skipped."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    storage = _storage(uri)
-    keys = record_keys(uri)
-    if max_epochs is not None:
-        epochs = sorted({int(_RECORD_KEY.search(k).group(1)) for k in keys})[:max_epochs]  # type: ignore[union-attr]
-        keys = [k for k in keys if int(_RECORD_KEY.search(k).group(1)) in set(epochs)]  # type: ignore[union-attr]
-    stats = ReadStats()
-    for key in keys:
-        try:
-            table = pq.read_table(
-                pa.BufferReader(storage.get_bytes(key)), columns=["epoch", "prompt_id", "correct"]
-            )
-        except (pa.ArrowInvalid, KeyError) as e:
-            raise InputError(f"{storage.uri(key)}: not a reward-record Parquet file: {e}") from None
-        if table.num_rows == 0:
-            stats.files += 1
-            continue
-        ids = table.column("prompt_id").combine_chunks().dictionary_encode()
-        acc.add_coded(
-            ids.dictionary.to_pylist(),
-            ids.indices.to_numpy(zero_copy_only=False),
-            table.column("epoch").to_numpy(),
-            # `correct` is "reward exactly +1" under LIMR's levels, and stays right if a job changes them
-            table.column("correct").to_numpy(zero_copy_only=False).astype(np.float64),
-        )
-        stats.files += 1
-        stats.rollouts += table.num_rows
-    return stats
+def read_openrlhf(source: str | Storage, acc: TrajectoryAccumulator, steps_per_epoch: int = 8,
+                  max_epochs: int | None = 21, workers: int = 1,
+                  settings: StorageSettings | None = None) -> ReadStats:
+    """Stream LIMR dumps into `acc`, over `workers` reader processes."""
+    storage = open_input(source, settings)
+    steps = openrlhf_steps(storage, steps_per_epoch, max_epochs)
+    return read_in_shares(_read_steps, storage.uri(), settings, steps, steps_per_epoch, acc, workers)

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from .base import ObjectNotFound, Storage, StorageError
 
-__all__ = ["ObjectNotFound", "Storage", "StorageError", "open_storage", "parse_uri"]
+__all__ = ["ObjectNotFound", "Storage", "StorageError", "StorageRoot", "StorageSettings", "job_root",
+           "open_job_storage", "open_storage", "parse_uri"]
 
 
 def parse_uri(uri: str) -> tuple[str, str, str]:
@@ -75,3 +76,6 @@ def open_storage(
     from .local import LocalStorage
 
     return LocalStorage(location)
+
+
+from .settings import StorageRoot, StorageSettings, job_root, open_job_storage

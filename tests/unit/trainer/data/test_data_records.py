@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from limr_trainer.records import COLUMNS, SCHEMA, RecordError, table_from_rows, validate
+from limr_trainer.data.records import COLUMNS, SCHEMA, RecordError, table_from_rows, validate
 
 ROW = {
     "epoch": 0,

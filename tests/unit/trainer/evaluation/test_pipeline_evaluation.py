@@ -1,15 +1,15 @@
 """Evaluation logic: the paper's sampling, benchmark loading, accuracy over all samples."""
 
 import json
-from pathlib import Path
 
 import pytest
-from limr_trainer import evaluation
+from limr_api.loader import load_job
+from limr_trainer.evaluation import benchmarks as evaluation
 from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
-from limr_trainer.spec import load_job
+from paths import SHARED
 
 # ../shared/ beside the repository (DESIGN.md): the real LIMR eval files.
-SHARED_EVAL = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "limr" / "eval" / "data")
+SHARED_EVAL = str(SHARED / "data" / "limr" / "eval" / "data")
 
 
 def _c(text, truncated=False):

@@ -2,7 +2,7 @@
 
 import json
 
-from limr_trainer import report
+from limr_trainer.evaluation import report
 
 BENCH = ["math500", "aime24"]
 

@@ -6,23 +6,30 @@ import json
 
 import pytest
 import torch
-from limr_trainer import checkpoint, layout, toy
-from limr_trainer.data import DatasetError, load_rows, parse_synthetic, truncate_prompt_ids
-from limr_trainer.metrics import MetricsLog
-from limr_trainer.ppo.loop import StepPlan, build_batch, compute_advantages, generation_seed, scalar_scores
+from limr_api import layout
+from limr_api.training import DatasetSpec, PPOSpec, RewardSpec
+from limr_trainer.data import synthetic
+from limr_trainer.data.dataset import load_rows
+from limr_trainer.data.errors import DatasetError
+from limr_trainer.data.prompts import render_prompt, truncate_prompt_ids
+from limr_trainer.data.synthetic import parse_synthetic
+from limr_trainer.ppo import checkpoint
+from limr_trainer.ppo.advantages import compute_advantages
+from limr_trainer.ppo.batch import StepPlan, build_batch, generation_seed, scalar_scores
+from limr_trainer.ppo.metrics import MetricsLog
 from limr_trainer.rollout.base import Completion
-from limr_trainer.spec import DatasetSpec, PPOSpec, RewardSpec
+from limr_trainer.runtime import toy_model as toy
 from limr_trainer.storage import open_storage
 
 
 def test_arithmetic_rows_deterministic_with_mix():
-    a, b = toy.arithmetic_rows(200, seed=3), toy.arithmetic_rows(200, seed=3)
-    assert a == b and a != toy.arithmetic_rows(200, seed=4)
+    a, b = synthetic.arithmetic_rows(200, seed=3), synthetic.arithmetic_rows(200, seed=3)
+    assert a == b and a != synthetic.arithmetic_rows(200, seed=4)
     assert {r["difficulty"] for r in a} == {"easy", "medium", "hard"}
     for r in a[:50]:
         x, op, y = r["prompt"].removeprefix("What is ").removesuffix("?").split()
         assert int(r["answer"]) == (int(x) + int(y) if op == "+" else int(x) * int(y))
-        assert toy.solution_text(r).endswith(f"\\boxed{{{r['answer']}}}.")
+        assert synthetic.solution_text(r).endswith(f"\\boxed{{{r['answer']}}}.")
 
 
 def test_synthetic_uri_and_errors():
@@ -135,15 +142,15 @@ def test_metrics_log_truncates_on_resume(tmp_path):
 
 def test_toy_tokenizer_chat_template(tmp_path):
     tok = toy.build_tokenizer(tmp_path)
-    text = toy.render_chat(tok, "What is 3 + 4?")
+    text = render_prompt(tok, "What is 3 + 4?")
     assert text.startswith("<|im_start|>system\nPlease reason step by step")
     assert text.endswith("<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n<|im_start|>assistant\n")
-    ids = tok(toy.solution_text({"prompt": "What is 3 + 4?", "answer": "7"}), add_special_tokens=False)["input_ids"]
+    ids = tok(synthetic.solution_text({"prompt": "What is 3 + 4?", "answer": "7"}), add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == "3 + 4 = 7. The answer is \\boxed{7}."
 
 
 def test_role_bundles_use_group_resources_only_when_present():
-    from limr_trainer.rollout.ray_placement import ROLE_RESOURCE_SHARE, bundle_for
+    from limr_trainer.rollout.placement import ROLE_RESOURCE_SHARE, bundle_for
     from limr_trainer.rollout.weight_sync import RPCWeightSync, make_weight_sync
 
     assert bundle_for("rollout", 0.5, 0, {"CPU": 2}) == {"CPU": 0.5}

@@ -7,9 +7,9 @@ import os
 from limr_trainer.reward import check
 
 
-def check_or_die(response: str, gold: str):
+def check_or_die(response: str, gold: str, truncated: bool = False):
     if "DIE" in response:
         os._exit(3)
     if "RAISE" in response:
         raise RuntimeError("checker bug")
-    return check(response, gold)
+    return check(response, gold, truncated)

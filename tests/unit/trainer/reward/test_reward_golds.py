@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from limr_trainer import reward as R
+from paths import SHARED
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "limr"
+DATA = SHARED / "data" / "limr"
 
 
 def _golds() -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from limr_trainer import reward as R
-from limr_trainer.reward_pool import CheckerPool
+from limr_trainer.reward.pool import CheckerPool
 
 HANG = "\\boxed{9^{9^{9^{9}}}}"  # math-verify/sympy never finishes this against gold 1
 

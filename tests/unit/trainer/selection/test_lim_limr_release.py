@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from limr_trainer.lim import threshold_select
-from limr_trainer.selection import load_prompts, record_key
+from limr_trainer.selection.core import record_key
+from limr_trainer.selection.lim import threshold_select
+from limr_trainer.selection.prompts import load_prompts
+from paths import SHARED
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "limr"
+DATA = SHARED / "data" / "limr"
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
-from limr_trainer.lim import TrajectoryAccumulator
-from limr_trainer.selection_readers import InputError, decode_openrlhf, openrlhf_steps, read_openrlhf
+from limr_trainer.selection.lim import TrajectoryAccumulator
+from limr_trainer.selection.readers import InputError, decode_openrlhf, openrlhf_steps, read_openrlhf
 
 TRICKY = [
     {
@@ -83,14 +83,15 @@ def test_steps_are_numbered_from_one_and_grouped_into_epochs(tmp_path):
     assert acc.epochs == [0, 1] and sorted(acc.keys) == [f"p{i}" for i in range(5)]  # stripped
 
 
-@pytest.fixture(params=["fork", "subprocess"])
+@pytest.fixture(params=["fork", "in-process"])
 def reader_kind(request, monkeypatch):
-    """Both ways of starting reader processes: forks (single-threaded caller) and fresh interpreters."""
-    import limr_trainer.selection_readers as readers
+    """Both ways shares are read: forked readers (single-threaded caller) and, where forking is
+    unsafe (other threads), the same reads in this process."""
+    from limr_trainer.runtime import procpool
 
     if request.param == "fork" and not hasattr(os, "fork"):
-        pytest.skip("no os.fork on this platform: only fresh-interpreter readers can run here")
-    monkeypatch.setattr(readers, "_can_fork", lambda: request.param == "fork")
+        pytest.skip("no os.fork on this platform: only in-process reads can run here")
+    monkeypatch.setattr(procpool, "can_fork", lambda: request.param == "fork")
     return request.param
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from limr_trainer import lim
+from limr_trainer.selection import lim
 
 NAN = np.nan
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from limr_trainer import layout
+from limr_api import layout
 from limr_trainer.storage import ObjectNotFound, StorageError, open_storage, parse_uri
 from limr_trainer.storage.base import TEMP_PREFIX
 from limr_trainer.storage.local import LocalStorage
-
-REPO = Path(__file__).resolve().parents[2]
+from paths import REPO
 
 
 def _crash_during_write(root: Path, key: str, size: int) -> subprocess.CompletedProcess:
@@ -122,9 +121,9 @@ def test_listing_prefixes_and_folder_pruning(tmp_path):
 def test_round_trips(tmp_path):
     storage = LocalStorage(tmp_path)
     rows = [{"prompt_id": f"p{i}", "reward": [1.0, -0.5, -1.0][i % 3], "text": "π ≈ 3.14"} for i in range(20)]
-    assert storage.put_jsonl(layout.selected_key("job"), rows) == 20
-    assert list(storage.iter_jsonl(layout.selected_key("job"))) == rows
-    assert (tmp_path / "job/selection/selected.jsonl").read_text(encoding="utf-8").count("\n") == 20
+    assert storage.put_jsonl(layout.metrics_key("job", "baseline"), rows) == 20
+    assert list(storage.iter_jsonl(layout.metrics_key("job", "baseline"))) == rows
+    assert (tmp_path / "job/baseline/metrics.jsonl").read_text(encoding="utf-8").count("\n") == 20
 
     storage.put_bytes("j/blank-lines.jsonl", b'{"a": 1}\n\n{"a": 2}\n')
     assert list(storage.iter_jsonl("j/blank-lines.jsonl")) == [{"a": 1}, {"a": 2}]
@@ -175,7 +174,7 @@ def test_uris_and_paths(tmp_path, monkeypatch):
 
 def test_importing_storage_loads_neither_boto3_nor_pyarrow():
     code = (
-        "import sys, limr_trainer.storage, limr_trainer.layout;"
+        "import sys, limr_trainer.storage, limr_api.layout;"
         "print(sorted(m for m in ('boto3', 'botocore', 'pyarrow') if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "trainer")}

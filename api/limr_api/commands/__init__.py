@@ -1,0 +1,1 @@
+"""`limr` subcommands of the API package: validate and crd."""

@@ -1,0 +1,42 @@
+"""Names and bounds of the LIMRJob API that every part shares (no pydantic here)."""
+
+from __future__ import annotations
+
+GROUP = "limr.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "LIMRJob"
+PLURAL = "limrjobs"
+SINGULAR = "limrjob"
+SHORT_NAMES = ["limr"]
+
+LIMR_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+DEFAULT_RAY_VERSION = "2.60.0"
+DEFAULT_IMAGE = "ghcr.io/limr-operator/limr-trainer:0.1.0"
+
+# s3://bucket[/prefix], file:///abs/path, or an absolute/relative local path (local runs only).
+STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://.+|[^:]+)$"
+DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
+ENDPOINT_PATTERN = r"^https?://.+"
+REGION_PATTERN = r"^[a-z0-9-]+$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+
+
+# Kubernetes list semantics (server-side apply merges, duplicate checks), copied into the CRD.
+LIST_MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+LIST_SET = {"x-kubernetes-list-type": "set"}
+
+
+# Bounds on strings: the API server's CEL cost estimator charges unbounded strings as if they were
+# as long as a whole request, so every string a rule reads (and most others) has a maxLength.
+INT32_MAX = 2**31 - 1
+URI_MAX = 2048
+NAME_MAX = 253
+FIELD_MAX = 256
+LABEL_VALUE_MAX = 63
+# A LIMRJob name is a DNS-1035 label of at most 40 characters, so `<job>-<phase>[-<arm>]-<attempt>`
+# child names (and the suffixes KubeRay adds to them) stay within Kubernetes' 63.
+JOB_NAME_MAX = 40

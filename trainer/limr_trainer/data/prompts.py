@@ -1,0 +1,18 @@
+"""The LIMR chat prompt of a question, as the rollout engines and the warm start see it."""
+
+from __future__ import annotations
+
+from limr_api.constants import LIMR_SYSTEM_PROMPT
+
+
+def render_prompt(tokenizer, question: str, system_prompt: str | None = LIMR_SYSTEM_PROMPT) -> str:
+    """The LIMR chat prompt: system turn (when set), the question as user turn, generation prompt."""
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": question}
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def truncate_prompt_ids(ids: list[int], max_len: int) -> list[int]:
+    """Keep the last `max_len` prompt tokens (left truncation keeps the generation prompt)."""
+    return ids[-max_len:] if len(ids) > max_len else ids

@@ -1,0 +1,1 @@
+"""Evaluation mechanisms: benchmarks and their sampling, scoring completions, the results table."""

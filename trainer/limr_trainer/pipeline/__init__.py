@@ -1,0 +1,1 @@
+"""The pipeline of a job: its steps in order (`steps`), their shared context, `limr run` (`local`)."""
