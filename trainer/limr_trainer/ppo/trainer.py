@@ -28,6 +28,23 @@ from limr_trainer.storage import Storage, job_root
 Progress = Callable[[dict[str, Any]], None]
 
 
+class TrainerHook:
+    """Something the pipeline runs inside a training step without the loop knowing what it is
+    (held-out evaluation every few steps, early stopping of the baseline, ...). Every method is
+    optional; `after_epoch` returning True ends the training step after that data epoch."""
+
+    def after_step(self, trainer: PPOTrainer, step: int, row: dict[str, Any]) -> None:
+        """After PPO step `step` (0-based) logged `row`, before its checkpoint."""
+
+    def after_epoch(self, trainer: PPOTrainer, epoch: int) -> bool:
+        """After the last step of data epoch `epoch` (checkpoint written); True stops training."""
+        return False
+
+    def summary(self) -> dict[str, Any]:
+        """Fields this hook adds to the step's summary."""
+        return {}
+
+
 @dataclass
 class Experience:
     """What one step generated and how it scored."""
@@ -45,7 +62,8 @@ class PPOTrainer:
     """Train one step of a job; `fit()` resumes from the step's latest checkpoint when there is one."""
 
     def __init__(self, job: LIMRJob, step_key: str, prompt_ids: list[str] | None = None,
-                 storage: Storage | None = None, progress: Progress | None = None, max_steps: int | None = None):
+                 storage: Storage | None = None, progress: Progress | None = None, max_steps: int | None = None,
+                 hooks: list[TrainerHook] | None = None):
         self.job, self.spec, self.ppo = job, job.spec, job.spec.ppo
         self.name = job.metadata.name
         self.step_key = layout.check_step(step_key)
@@ -59,6 +77,8 @@ class PPOTrainer:
         self.moments = core.RunningMoments()
         self.roles: Any = None
         self.resumed_from: int | None = None
+        self.hooks = list(hooks or [])
+        self.stopped_after_epoch: int | None = None
 
     # ------------------------------------------------------------------------------- top level
     def fit(self) -> dict[str, Any]:
@@ -72,6 +92,8 @@ class PPOTrainer:
                            "resumed": self.resumed_from is not None})
                 for step in range(start, self.last_step):
                     self.train_step(step)
+                    if self.epoch_done(step):
+                        break
                 self.export()
                 summary = self.summary()
                 self.emit({"event": "end", **summary})
@@ -98,8 +120,24 @@ class PPOTrainer:
             self.roles.sync()
         seconds["total"] = time.perf_counter() - t0
         row = self.log(exp, batch, entropy, stats, seconds)
+        for hook in self.hooks:
+            hook.after_step(self, step, row)
         self.checkpoint(step)
         return row
+
+    def epoch_done(self, step: int) -> bool:
+        """At the end of a data epoch, ask the hooks whether to stop (early stopping)."""
+        if (step + 1) % self.plan.steps_per_epoch or step + 1 == self.last_step:
+            return False
+        epoch = self.plan.epoch_of(step)
+        votes = [hook.after_epoch(self, epoch) for hook in self.hooks]  # every hook sees every epoch
+        if any(votes):
+            self.stopped_after_epoch = epoch
+            if step + 1 < self.last_step:  # the checkpoint of the stopping step is the final one
+                self.last_step = step + 1
+                self.checkpoint(step)
+            return True
+        return False
 
     # ---------------------------------------------------------------------------------- set-up
     def setup(self) -> None:
@@ -254,6 +292,9 @@ class PPOTrainer:
         """Every `checkpointEverySteps` steps and after the last one: shards, state, then the pointer."""
         if (step + 1) % self.ppo.checkpointEverySteps and step + 1 != self.last_step:
             return
+        latest = checkpoint.load_latest(self.storage, self.name, self.step_key)
+        if latest is not None and latest["step"] == step:
+            return  # already written (a hook ended training right after a regular checkpoint)
         import ray
 
         def save_roles(prefix: str) -> None:
@@ -264,16 +305,26 @@ class PPOTrainer:
                         {"epoch": self.plan.epoch_of(step), "normalizer": self.moments.state_dict(),
                          "cursor": step + 1}, save_roles)
 
+    @property
+    def finished(self) -> bool:
+        """The whole step ran: every planned PPO step, or a hook ended it after an epoch."""
+        return self.last_step == self.plan.total_steps or self.stopped_after_epoch is not None
+
     def export(self) -> None:
         """The trained policy as a Hugging Face folder, once the whole step ran."""
-        if self.last_step == self.plan.total_steps:
+        if self.finished:
             self.roles.actor.call("save_hf", self.root, layout.final_model_prefix(self.name, self.step_key))
 
     def summary(self) -> dict[str, Any]:
         rows = self.metrics.rows
         rewards = [r["reward_mean"] for r in rows]
-        finished = self.last_step == self.plan.total_steps
-        return {"phase": self.step_key, "steps": self.last_step, "total_steps": self.plan.total_steps,
+        finished = self.finished
+        extra: dict[str, Any] = {}
+        for hook in self.hooks:
+            extra.update(hook.summary())
+        if self.stopped_after_epoch is not None:
+            extra["stopped_after_epoch"] = self.stopped_after_epoch
+        return {**extra, "phase": self.step_key, "steps": self.last_step, "total_steps": self.plan.total_steps,
                 "epochs": self.plan.epochs, "steps_per_epoch": self.plan.steps_per_epoch, "questions": len(self.rows),
                 "resumed_from": self.resumed_from,
                 "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
@@ -307,6 +358,7 @@ def _mean_over_ranks(parts: list[dict[str, float]]) -> dict[str, float]:
 
 
 def run_ppo_step(job: LIMRJob, step_key: str, prompt_ids: list[str] | None = None, storage: Storage | None = None,
-                 progress: Progress | None = None, max_steps: int | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, max_steps: int | None = None,
+                 hooks: list[TrainerHook] | None = None) -> dict[str, Any]:
     """Train one step of a job and return its summary (`max_steps` stops early, for tests)."""
-    return PPOTrainer(job, step_key, prompt_ids, storage, progress, max_steps).fit()
+    return PPOTrainer(job, step_key, prompt_ids, storage, progress, max_steps, hooks).fit()
