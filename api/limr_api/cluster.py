@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
 from .constants import (
     DEFAULT_IMAGE,
@@ -12,10 +12,14 @@ from .constants import (
     DNS_LABEL_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
     ENDPOINT_PATTERN,
+    IMAGE_PATTERN,
     INT32_MAX,
     LABEL_VALUE_MAX,
+    LABEL_VALUE_PATTERN,
     LIST_MAP_BY_NAME,
     NAME_MAX,
+    QUALIFIED_NAME_MAX,
+    QUALIFIED_NAME_PATTERN,
     QUANTITY_PATTERN,
     REGION_PATTERN,
     SECRET_KEY_PATTERN,
@@ -23,25 +27,53 @@ from .constants import (
     URI_MAX,
     VERSION_PATTERN,
 )
+from .rules import check_image, check_label_value, check_model, check_qualified_name
 from .strict import Strict
 
-LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX)]
+# Label values as the API server checks them on the pods (nodeSelector values, toleration values);
+# the keys are checked by the rules of rules.MODEL_RULES (a CRD cannot put a pattern on map keys).
+# The CRD gets the pattern; pydantic checks it with a message that says what a label value is.
+LabelValue = Annotated[
+    str,
+    Field(max_length=LABEL_VALUE_MAX, json_schema_extra={"pattern": LABEL_VALUE_PATTERN}),
+    AfterValidator(check_label_value),
+]
+NODE_SELECTOR_HELP = "Node selector (label keys and values, as on a pod)."
 
-class Toleration(Strict):
-    """A Kubernetes toleration."""
 
-    key: str | None = Field(default=None, max_length=NAME_MAX + 63, description="Taint key.")
-    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal.")
-    value: str | None = Field(default=None, max_length=63, description="Taint value.")
+class _ModelRules(Strict):
+    """Runs the model's rules of rules.MODEL_RULES (the same rules the CRD carries as CEL)."""
+
+    @model_validator(mode="after")
+    def _model_rules(self):
+        return check_model(self)
+
+
+class Toleration(_ModelRules):
+    """A Kubernetes toleration (checked as the API server checks a pod's tolerations)."""
+
+    key: Annotated[str, AfterValidator(check_qualified_name)] | None = Field(
+        default=None,
+        max_length=QUALIFIED_NAME_MAX,
+        json_schema_extra={"pattern": QUALIFIED_NAME_PATTERN},
+        description="Taint key (a label key); leave it out, with operator Exists, to tolerate every taint.",
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists (any value) or Equal (the default)."
+    )
+    value: LabelValue | None = Field(
+        default=None,
+        description="Taint value (a label value; empty with operator Exists).",
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        default=None, description="Effect."
+        default=None, description="Effect to tolerate (all when empty)."
     )
     tolerationSeconds: int | None = Field(
-        default=None, ge=-INT32_MAX, le=INT32_MAX, description="For NoExecute."
+        default=None, ge=-INT32_MAX, le=INT32_MAX, description="With effect NoExecute only: seconds to stay."
     )
 
 
-class HeadGroup(Strict):
+class HeadGroup(_ModelRules):
     """The Ray head pod: no GPUs, runs the driver (single controller)."""
 
     cpu: str = Field(
@@ -51,12 +83,12 @@ class HeadGroup(Strict):
         default="16Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory request and limit."
     )
     nodeSelector: dict[str, LabelValue] = Field(
-        default_factory=dict, max_length=64, description="Node selector."
+        default_factory=dict, max_length=64, description=NODE_SELECTOR_HELP
     )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
 
-class WorkerGroup(Strict):
+class WorkerGroup(_ModelRules):
     """A Ray worker group; its role becomes a Ray custom resource the trainer places by."""
 
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=15, description="Group name (DNS label).")
@@ -70,7 +102,7 @@ class WorkerGroup(Strict):
         default="64Gi", pattern=QUANTITY_PATTERN, max_length=32, description="Memory per pod."
     )
     nodeSelector: dict[str, LabelValue] = Field(
-        default_factory=dict, max_length=64, description="Node selector."
+        default_factory=dict, max_length=64, description=NODE_SELECTOR_HELP
     )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations.")
 
@@ -78,11 +110,12 @@ class WorkerGroup(Strict):
 class ClusterSpec(Strict):
     """The Ray cluster of each GPU phase (a KubeRay RayJob)."""
 
-    image: str = Field(
+    image: Annotated[str, AfterValidator(check_image)] = Field(
         default=DEFAULT_IMAGE,
         min_length=1,
         max_length=512,
-        description="Trainer image (torch, vllm, deepspeed, ray).",
+        json_schema_extra={"pattern": IMAGE_PATTERN},
+        description="Trainer image (torch, vllm, deepspeed, ray); an image reference has no whitespace.",
     )
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy."
@@ -101,8 +134,9 @@ class ClusterSpec(Strict):
     queue: str | None = Field(
         default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
-        max_length=NAME_MAX,
-        description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name); RayJobs start suspended.",
+        max_length=LABEL_VALUE_MAX,
+        description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name, so a label value of at most 63); "
+        "RayJobs start suspended and Kueue admits them.",
     )
     serviceAccountName: str | None = Field(
         default=None,

@@ -24,6 +24,23 @@ REGION_PATTERN = r"^[a-z0-9-]+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 
+# The API server's own syntax for metadata and pod scheduling fields (k8s.io/apimachinery validation):
+# a label value (at most 63), a label or annotation key (a qualified name: an optional DNS-subdomain
+# prefix of at most 253 and '/', then a name of at most 63), a namespace (a DNS-1123 label of at most 63).
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+QUALIFIED_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+QUALIFIED_PREFIX_PATTERN = r"^[^/]{1,253}/"  # with QUALIFIED_NAME_PATTERN: a prefix of at most 253
+QUALIFIED_NAME_MAX = 253 + 1 + 63
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # keys and values together (TotalAnnotationSizeLimitB)
+IMAGE_PATTERN = r"^\S+$"  # an image reference has no whitespace (the kubelet refuses it, the server trims none)
+# Kueue's Workload holds at most 8 pod sets: the head, the K8sJobMode submitter and the worker groups.
+KUEUE_MAX_POD_SETS = 8
+KUEUE_RESERVED_GROUP = "head"  # Kueue names the head's pod set so; a worker group may not take it
+
 
 # Kubernetes list semantics (server-side apply merges, duplicate checks), copied into the CRD.
 LIST_MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from .cluster import ClusterSpec, StorageSpec
-from .constants import API_VERSION, DNS_LABEL_PATTERN, INT32_MAX, JOB_NAME_MAX, KIND
+from .constants import (
+    API_VERSION,
+    DNS_LABEL_PATTERN,
+    INT32_MAX,
+    JOB_NAME_MAX,
+    KIND,
+)
 from .phases import BaselineSpec, EvaluationSpec, RetrainSpec, SelectionSpec
-from .rules import RULES, RuleViolations
+from .rules import RULES, RuleViolations, annotation_problems, check_namespace, label_problems
 from .status import LIMRJobStatus
 from .strict import Strict
 from .training import DatasetSpec, ModelSpec, PPOSpec, RewardSpec, RolloutSpec
@@ -35,10 +41,12 @@ class LIMRJobSpec(Strict):
         default=None, ge=60, le=INT32_MAX, description="activeDeadlineSeconds of each phase's RayJob."
     )
     ttlSecondsAfterFinished: int = Field(
-        default=600,
+        default=0,
         ge=0,
         le=INT32_MAX,
-        description="Seconds a finished RayJob's cluster is kept for inspection.",
+        description="Seconds a finished phase's Ray cluster (and the Selection's Job) is kept for "
+        "inspection; 0 frees its GPUs at once. The driver log is in storage either way "
+        "(<job>/<step>/logs/attempt-N.log, named in status.phases.<step>.log).",
     )
 
     @model_validator(mode="after")
@@ -52,7 +60,8 @@ class LIMRJobSpec(Strict):
 
 
 class ObjectMeta(BaseModel):
-    """The subset of metadata a job file needs."""
+    """The subset of metadata a job file needs, checked as the API server checks every object's
+    metadata (a CRD cannot restrict anything but the name: these checks are `limr validate`'s own)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -61,7 +70,19 @@ class ObjectMeta(BaseModel):
         max_length=JOB_NAME_MAX,
         description="Job name (DNS-1035, <= 40 characters so child object names stay within limits).",
     )
-    namespace: str | None = Field(default=None, description="Namespace (the current one when absent).")
+    namespace: Annotated[StrictStr, AfterValidator(check_namespace)] | None = Field(
+        default=None, description="Namespace (a DNS label; the current one when absent)."
+    )
+    labels: dict[StrictStr, StrictStr] | None = Field(default=None, description="Labels.")
+    annotations: dict[StrictStr, StrictStr] | None = Field(default=None, description="Annotations.")
+
+    @model_validator(mode="after")
+    def _metadata_rules(self) -> ObjectMeta:
+        broken = [("labels", m) for m in label_problems(self.labels or {})]
+        broken += [("annotations", m) for m in annotation_problems(self.annotations or {})]
+        if broken:
+            raise RuleViolations(broken)
+        return self
 
 
 class LIMRJob(Strict):

@@ -7,9 +7,22 @@ Transition rules (model and dataset immutable) need the old object: only the CRD
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .constants import (
+    ANNOTATIONS_MAX_BYTES,
+    IMAGE_PATTERN,
+    KUEUE_MAX_POD_SETS,
+    KUEUE_RESERVED_GROUP,
+    LABEL_VALUE_MAX,
+    LABEL_VALUE_PATTERN,
+    NAMESPACE_PATTERN,
+    QUALIFIED_NAME_PATTERN,
+    QUALIFIED_PREFIX_PATTERN,
+)
 
 
 class RuleViolations(ValueError):
@@ -49,6 +62,94 @@ class Rule:
 
     def holds(self, spec: Any) -> bool:
         return True if self.transition else bool(self.check(self.target(spec)))
+
+
+# ------------------------------------------------------------------ the API server's own name rules
+# Label keys, label values and annotation keys as k8s.io/apimachinery validates them (IsQualifiedName,
+# IsValidLabelValue, ValidateAnnotations), in Python and as CEL over a map's keys.
+_QUALIFIED = re.compile(QUALIFIED_NAME_PATTERN)
+_QUALIFIED_PREFIX = re.compile(QUALIFIED_PREFIX_PATTERN)
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+_IMAGE = re.compile(IMAGE_PATTERN)
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
+QUALIFIED_NAME_HELP = (
+    "an optional DNS-subdomain prefix of at most 253 characters and '/', then a name of at most 63 "
+    "letters, digits, '-', '_' or '.' that starts and ends with a letter or digit (e.g. nvidia.com/gpu)"
+)
+LABEL_VALUE_HELP = (
+    f"at most {LABEL_VALUE_MAX} letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
+
+
+def is_qualified_name(key: str) -> bool:
+    """A label or annotation key (IsQualifiedName)."""
+    return bool(_QUALIFIED.match(key)) and ("/" not in key or bool(_QUALIFIED_PREFIX.match(key)))
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE.match(value))
+
+
+def cel_string(text: str) -> str:
+    """A CEL string literal of `text` (regular expressions keep their backslashes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cel_qualified_name(var: str) -> str:
+    """CEL: `var` is a qualified name (the structure by pattern, the prefix's length by a second one)."""
+    return (f"{var}.matches({cel_string(QUALIFIED_NAME_PATTERN)}) && "
+            f"(!{var}.contains('/') || {var}.matches({cel_string(QUALIFIED_PREFIX_PATTERN)}))")
+
+
+def _refuse(message: str) -> None:
+    raise RuleViolations([("", message)])  # reported at the field itself
+
+
+def check_label_value(value: str) -> str:
+    """A string field that is a label value (a pydantic after-validator with the server's words)."""
+    if not is_label_value(value):
+        _refuse(f"expected a label value: {LABEL_VALUE_HELP} (got {value!r:.80})")
+    return value
+
+
+def check_qualified_name(value: str) -> str:
+    if not is_qualified_name(value):
+        _refuse(f"expected a label key: {QUALIFIED_NAME_HELP} (got {value!r:.80})")
+    return value
+
+
+def check_namespace(value: str) -> str:
+    if len(value) > LABEL_VALUE_MAX or not _NAMESPACE.match(value):
+        _refuse(f"a namespace is a DNS label: at most {LABEL_VALUE_MAX} lowercase letters, digits and '-', "
+                f"starting and ending with a letter or digit (got {value!r:.80})")
+    return value
+
+
+def check_image(value: str) -> str:
+    if not _IMAGE.match(value):
+        _refuse(f"an image reference has no whitespace (got {value!r:.80})")
+    return value
+
+
+def label_problems(labels: dict[str, str]) -> list[str]:
+    """What the API server refuses in metadata.labels, one line per key."""
+    out = []
+    for key, value in labels.items():
+        if not is_qualified_name(key):
+            out.append(f"label key {key!r} is not a qualified name: {QUALIFIED_NAME_HELP}")
+        if not is_label_value(value):
+            out.append(f"label {key!r}: value {value!r:.80} is not a label value: {LABEL_VALUE_HELP}")
+    return out
+
+
+def annotation_problems(annotations: dict[str, str]) -> list[str]:
+    """What the API server refuses in metadata.annotations (keys, lowercased, and the total size)."""
+    out = [f"annotation key {key!r} is not a qualified name: {QUALIFIED_NAME_HELP}"
+           for key in annotations if not is_qualified_name(key.lower())]
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        out.append(f"annotations take {size} bytes, more than the API server's {ANNOTATIONS_MAX_BYTES}")
+    return out
 
 
 def _has_train_group(groups: list[Any]) -> bool:
@@ -172,6 +273,23 @@ RULES: list[Rule] = [
         field="workerGroups",
     ),
     Rule(
+        "cluster",
+        f"!has(self.queue) || size(self.workerGroups) <= {KUEUE_MAX_POD_SETS - 2}",
+        f"with a Kueue queue at most {KUEUE_MAX_POD_SETS - 2} worker groups: Kueue's Workload holds "
+        f"{KUEUE_MAX_POD_SETS} pod sets, and the head and the submitter take two",
+        lambda c: c.queue is None or len(c.workerGroups) <= KUEUE_MAX_POD_SETS - 2,
+        field="workerGroups",
+    ),
+    Rule(
+        "cluster",
+        f"!has(self.queue) || self.workerGroups.all(g, g.name != '{KUEUE_RESERVED_GROUP}' && "
+        "g.name != 'submitter')",
+        f"with a Kueue queue no worker group may be named {KUEUE_RESERVED_GROUP!r} or 'submitter': Kueue "
+        "names the head's and the submitter's pod sets so",
+        lambda c: c.queue is None or all(g.name not in (KUEUE_RESERVED_GROUP, "submitter") for g in c.workerGroups),
+        field="workerGroups",
+    ),
+    Rule(
         "model",
         "self == oldSelf",
         "model is immutable: create a new LIMRJob to train another model",
@@ -186,3 +304,62 @@ RULES: list[Rule] = [
         transition=True,
     ),
 ]
+
+
+# ------------------------------------------------------------------ rules of one model, wherever it is
+# Rules of a model that appears in lists (tolerations, worker groups): `path` is "" (self is the
+# model), the CRD carries them on the model's schema at every place it occurs, and the model's own
+# validator runs the Python side (errors are reported at the model's location plus `field`).
+
+_NODE_SELECTOR_KEYS = Rule(
+    "",
+    f"self.nodeSelector.all(k, {cel_qualified_name('k')})",
+    f"nodeSelector keys are label keys: {QUALIFIED_NAME_HELP}",
+    lambda g: all(is_qualified_name(k) for k in g.nodeSelector),
+    field="nodeSelector",
+)
+
+MODEL_RULES: dict[str, list[Rule]] = {
+    "Toleration": [
+        Rule(
+            "",
+            "!has(self.key) || !self.key.contains('/') || "
+            f"self.key.matches({cel_string(QUALIFIED_PREFIX_PATTERN)})",
+            "the key's prefix (before '/') may have at most 253 characters",
+            lambda t: t.key is None or is_qualified_name(t.key),
+            field="key",
+        ),
+        Rule(
+            "",
+            "has(self.key) || (has(self.operator) && self.operator == 'Exists')",
+            "a toleration without a key tolerates every taint: its operator must be Exists",
+            lambda t: t.key is not None or t.operator == "Exists",
+            field="operator",
+        ),
+        Rule(
+            "",
+            "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            "operator Exists matches any value: leave value empty (or use operator Equal)",
+            lambda t: t.operator != "Exists" or not t.value,
+            field="value",
+        ),
+        Rule(
+            "",
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds applies to effect NoExecute only (how long a pod stays after such a taint)",
+            lambda t: t.tolerationSeconds is None or t.effect == "NoExecute",
+            field="tolerationSeconds",
+        ),
+    ],
+    "HeadGroup": [_NODE_SELECTOR_KEYS],
+    "WorkerGroup": [_NODE_SELECTOR_KEYS],
+}
+
+
+def check_model(model: Any) -> Any:
+    """Run the MODEL_RULES of `model`'s class; raises RuleViolations (paths relative to the model)."""
+    broken = [(rule.where, rule.message) for rule in MODEL_RULES.get(type(model).__name__, [])
+              if not rule.check(model)]
+    if broken:
+        raise RuleViolations(broken)
+    return model

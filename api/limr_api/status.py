@@ -7,14 +7,30 @@ prunes them anyway: the CRD's status schema is structural).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .plan import PHASES
 
 Phase = Literal[PHASES]
-_READ = ConfigDict(extra="ignore")
+_READ = ConfigDict(extra="ignore", validate_assignment=True)  # assignments are bounded too
+
+# Every message in the status is bounded: a child's failure text (a RayJob's status.message can be
+# a whole traceback) is copied into a phase, the job's message and three conditions, and the status
+# must stay far below etcd's object limit (about 1.5 MB) and readable in `kubectl describe`.
+MESSAGE_MAX = 1024
+
+
+def clip(text: str, limit: int = MESSAGE_MAX) -> str:
+    """`text` cut to at most `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(f" ... [{len(text)} more characters cut]")  # the note is never longer than this
+    return text[:keep] + f" ... [{len(text) - keep} more characters cut]"
+
+
+Message = Annotated[str, AfterValidator(clip)]
 
 
 class Condition(BaseModel):
@@ -25,7 +41,7 @@ class Condition(BaseModel):
     type: str = Field(description="Condition type (Ready, Progressing, Failed, Suspended).")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason.")
-    message: str = Field(default="", description="Human-readable detail.")
+    message: Message = Field(default="", description="Human-readable detail (at most 1024 characters).")
     observedGeneration: int | None = Field(default=None, description="Generation this condition is about.")
     lastTransitionTime: str = Field(description="RFC 3339 time of the last status change.")
 
@@ -40,9 +56,17 @@ class PhaseStatus(BaseModel):
     )
     attempts: int = Field(default=0, ge=0, description="Attempts started.")
     rayJobName: str | None = Field(default=None, description="RayJob (or Job) of the current attempt.")
+    childUid: str | None = Field(
+        default=None,
+        description="uid of the current attempt's RayJob (or Job) once the operator has seen it: a child "
+        "that was seen and is gone (deleted by a TTL) is never created again under the same name.",
+    )
+    log: str | None = Field(
+        default=None, description="URI of the current attempt's driver log in storage (written as it runs)."
+    )
     startTime: str | None = Field(default=None, description="Start of the first attempt.")
     completionTime: str | None = Field(default=None, description="End of the phase.")
-    message: str | None = Field(default=None, description="Last failure or note.")
+    message: Message | None = Field(default=None, description="Last failure or note (at most 1024 characters).")
 
 
 class SampleCounts(BaseModel):
@@ -85,4 +109,4 @@ class LIMRJobStatus(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict, description="Artifact URIs by name.")
     startTime: str | None = Field(default=None, description="When the job started.")
     completionTime: str | None = Field(default=None, description="When the job finished.")
-    message: str | None = Field(default=None, description="Summary of the current state.")
+    message: Message | None = Field(default=None, description="Summary of the current state (at most 1024 characters).")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from crd_check import crd_errors, normalize, structural_problems
 from limr_api import cli
-from limr_api.constants import DNS_LABEL_PATTERN, STORAGE_URI_PATTERN
+from limr_api.constants import DNS_LABEL_PATTERN, LABEL_VALUE_PATTERN, STORAGE_URI_PATTERN
 from limr_api.crd import crd, crd_yaml, openapi_schema
 from limr_api.job import LIMRJobSpec, to_manifest
 from limr_api.loader import load_job
@@ -144,7 +144,8 @@ def test_schema_carries_the_pydantic_constraints():
     assert _node("storage.uri")["pattern"] == STORAGE_URI_PATTERN
     assert _node("cluster.workerGroups")["maxItems"] == 16
     assert _node("cluster.workerGroups")["items"]["properties"]["gpus"]["minimum"] == 0
-    assert _node("cluster.head.nodeSelector")["additionalProperties"] == {"type": "string", "maxLength": 63}
+    assert _node("cluster.head.nodeSelector")["additionalProperties"] == {
+        "type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}
     assert _node("ppo.actor")["default"] == {"replicas": 4}
     assert _node("model")["required"] == ["name"]
     meta = _schema()["properties"]["metadata"]["properties"]["name"]
