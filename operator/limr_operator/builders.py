@@ -34,6 +34,8 @@ LABEL_ARM = "limr.io/arm"
 LABEL_ATTEMPT = "limr.io/attempt"
 METRICS_PORT = 9400
 SELECTION_RESOURCES = {"cpu": "2", "memory": "8Gi"}
+# The K8sJobMode submitter only runs `ray job submit` and follows the logs: KubeRay's own default size.
+SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
 def owner_reference(job: LIMRJob, uid: str) -> dict[str, Any]:
@@ -142,13 +144,37 @@ def _container(spec: LIMRJobSpec, name: str, job_name: str, step: Step, cpu: str
 def role_resources(group: WorkerGroup) -> str:
     """`rayStartParams.resources`: Ray custom resources named after the group's role.
 
-    KubeRay passes the value verbatim to `ray start --resources=...`, so it is a JSON object inside a
-    quoted string ('"{\\"rollout\\": 4}"'). The amount is the pod's GPUs (one slot per GPU), or 1 on
-    CPU pods. A group of role `any` offers both `rollout` and `train` slots.
+    In the form KubeRay writes itself (`'{"rollout":4}'`: compact JSON in single quotes): KubeRay
+    pastes the value into the pod's `bash -c "ray start ... --resources=<value>"`, where the quotes
+    keep the JSON whole, and parses it itself (trimming the quotes) to add accelerator resources;
+    a backslash-escaped string would reach Ray intact but make KubeRay log a parse error for every
+    pod. The amount is the pod's GPUs (one slot per GPU), or 1 on CPU pods. A group of role `any`
+    offers both `rollout` and `train` slots.
     """
     amount = group.gpus if group.gpus else 1
     roles = ["rollout", "train"] if group.role == "any" else [group.role]
-    return json.dumps(json.dumps({role: amount for role in roles}))
+    return "'" + json.dumps({role: amount for role in sorted(roles)}, separators=(",", ":")) + "'"
+
+
+def submitter_template(job: LIMRJob, step: Step, attempt: int) -> dict[str, Any]:
+    """The K8sJobMode submitter pod (`ray job submit`, then it follows the logs) with the head's
+    scheduling fields: KubeRay's default template copies nothing from the head (no nodeSelector,
+    tolerations, service account or priority class), so it would land anywhere, or nowhere on a
+    cluster of tainted GPU nodes. KubeRay fills in the command and its own env variables."""
+    spec = job.spec
+    head = spec.cluster.head
+    container = {"name": "ray-job-submitter", "image": spec.cluster.image,
+                 "imagePullPolicy": spec.cluster.imagePullPolicy, "resources": json.loads(json.dumps(SUBMITTER_RESOURCES))}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if head.nodeSelector:
+        pod["nodeSelector"] = dict(head.nodeSelector)
+    if head.tolerations:
+        pod["tolerations"] = _tolerations(head.tolerations)
+    if spec.cluster.serviceAccountName:
+        pod["serviceAccountName"] = spec.cluster.serviceAccountName
+    if spec.cluster.priorityClassName:
+        pod["priorityClassName"] = spec.cluster.priorityClassName
+    return {"metadata": {"labels": labels(job, step, attempt)}, "spec": pod}
 
 
 def config_map(job: LIMRJob, uid: str, step: Step, attempt: int) -> dict[str, Any]:
@@ -201,6 +227,7 @@ def ray_job(job: LIMRJob, uid: str, step: Step, attempt: int) -> dict[str, Any]:
         "ttlSecondsAfterFinished": spec.ttlSecondsAfterFinished,
         "backoffLimit": 0,  # the operator retries with a new attempt (and a new name)
         "submissionMode": "K8sJobMode",
+        "submitterPodTemplate": submitter_template(job, step, attempt),
         "rayClusterSpec": {
             "rayVersion": spec.cluster.rayVersion,
             "headGroupSpec": {

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from limr_api.status import clip
+
+DETAIL_MAX = 512  # of a child's own message (a RayJob's status.message can be a whole traceback)
+
 # KubeRay v1 JobDeploymentStatus and Ray JobStatus values.
 DEPLOYMENT_STATUSES = {"", "New", "Initializing", "Running", "Complete", "Failed", "Suspending", "Suspended",
                        "Retrying", "Waiting", "ValidationFailed"}
@@ -35,6 +39,7 @@ def classify_rayjob(obj: dict[str, Any]) -> Outcome:
                        f"RayJob {name} reports jobDeploymentStatus={ds!r}, jobStatus={js!r}, which this "
                        "operator does not know; waiting for a known status")
     detail = status.get("message") or status.get("reason") or ""
+    detail = clip(detail, DETAIL_MAX) if isinstance(detail, str) else repr(detail)[:DETAIL_MAX]
     if ds in ("Suspending", "Suspended"):  # KubeRay stops the Ray job when suspending: not a failure
         return Outcome("running", "RayJobSuspended", f"RayJob {name}: {ds}")
     if ds == "Complete" and js == "SUCCEEDED":
@@ -57,7 +62,9 @@ def classify_job(obj: dict[str, Any]) -> Outcome:
             return Outcome("succeeded", "JobSucceeded", f"Job {name} succeeded")
         if cond.get("type") == "Failed":
             reason = cond.get("reason") or "JobFailed"
-            return Outcome("failed", reason, f"Job {name} failed: {cond.get('message') or reason}")
+            detail = cond.get("message") or reason
+            detail = clip(detail, DETAIL_MAX) if isinstance(detail, str) else repr(detail)[:DETAIL_MAX]
+            return Outcome("failed", reason, f"Job {name} failed: {detail}")
     failed = status.get("failed")
     if isinstance(failed, int) and failed > 0:
         return Outcome("failed", "JobFailed", f"Job {name}: {failed} pod(s) failed")

@@ -9,7 +9,10 @@ repaired on the next tick, and deterministic child names make repeats harmless.
 Settings come from the environment so `kopf run -m limr_operator.handlers` and `limr operator`
 behave the same: LIMR_RECONCILE_INTERVAL (s, default 10), LIMR_PEERING_NAME (default
 limr-operator), LIMR_OPERATOR_METRICS_PORT (serve /metrics when set), LIMR_SUMMARY_RETRY (s, 60),
-LIMR_METRICS_POLL (s between reads of the running phase's metrics.jsonl tail, 60).
+LIMR_METRICS_POLL (s between reads of the running phase's metrics.jsonl tail, 60),
+LIMR_DEADLINE_GRACE_SECONDS (s added to phaseDeadlineSeconds before the operator's own backstop
+deletes a child that KubeRay's deadline did not stop, 120), LIMR_OPERATOR_AMBIENT_STORAGE_CREDENTIALS
+(see storage.py).
 """
 
 from __future__ import annotations
@@ -28,8 +31,26 @@ from limr_api.errors import JobError
 from limr_api.loader import load_job
 
 from . import builders, kube, metrics
-from .reconcile import invalid_spec_status, metrics_step, needs_summary, reconcile, status_patch
-from .storage import Access, SummaryUnavailable, metrics_uri, read_last_jsonl, read_summary, summary_uri
+from .reconcile import (
+    DEADLINE_GRACE_SECONDS,
+    Refusal,
+    invalid_spec_status,
+    metrics_step,
+    needs_summary,
+    reconcile,
+    status_patch,
+    vanished_steps,
+)
+from .storage import (
+    Access,
+    SummaryUnavailable,
+    done_uri,
+    exists,
+    metrics_uri,
+    read_last_jsonl,
+    read_summary,
+    summary_uri,
+)
 
 FINALIZER = "limr.io/finalizer"
 PREFIX = "limr.io"
@@ -52,6 +73,8 @@ def env_seconds(name: str, default: float, low: float = 0.1, high: float = 86400
 INTERVAL = env_seconds("LIMR_RECONCILE_INTERVAL", 10.0)
 SUMMARY_RETRY = env_seconds("LIMR_SUMMARY_RETRY", 60.0)
 METRICS_POLL = env_seconds("LIMR_METRICS_POLL", 60.0)
+DEADLINE_GRACE = env_seconds("LIMR_DEADLINE_GRACE_SECONDS", DEADLINE_GRACE_SECONDS, low=0.0)
+MAX_PASSES = 5  # reconcile passes per tick while creates are refused (each refused attempt is failed)
 CHILD_FILTER = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
 
 log = logging.getLogger("limr_operator")
@@ -90,7 +113,8 @@ def _owner_key(body: Any, namespace: str | None) -> tuple[str | None, str] | Non
 def _snapshot(body: Any) -> dict[str, Any]:
     meta = body.get("metadata", {})
     return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-            "metadata": {"name": meta.get("name"), "creationTimestamp": meta.get("creationTimestamp")},
+            "metadata": {"name": meta.get("name"), "uid": meta.get("uid"),
+                         "creationTimestamp": meta.get("creationTimestamp")},
             "spec": {"suspend": (body.get("spec") or {}).get("suspend")},
             "status": dict(body.get("status") or {})}
 
@@ -113,22 +137,26 @@ def _lock(uid: str) -> threading.Lock:
         return _locks.setdefault(uid, threading.Lock())
 
 
+def _access(job: Any, namespace: str) -> Access:
+    """The job's own storage credentials (its Secret), or none: never the operator's identity."""
+    st = job.spec.storage
+    if not st.secretRef:
+        return Access(st.endpoint, st.region)
+    keys = [st.secretRef.accessKeyIdKey, st.secretRef.secretAccessKeyKey]
+    creds = kube.read_secret_keys(namespace, st.secretRef.name, keys)
+    return Access(st.endpoint, st.region, creds.get(keys[0]), creds.get(keys[1]))
+
+
 def _read_storage(what: str, reader: Any, uri: str, job: Any, namespace: str, memo: Any, logger: Any,
-                  every: float) -> dict[str, Any] | None:
-    """Read one stored JSON object with the job's own credentials (anonymous without a Secret), at
-    most once per `every` seconds."""
+                  every: float) -> Any:
+    """Read one stored object with the job's own credentials (anonymous without a Secret), at most
+    once per `every` seconds (every time with `every` 0)."""
     now = time.monotonic()
-    if now - memo.get(f"{what}_tried", -1e9) < every:
+    if every and now - memo.get(f"{what}_tried", -1e9) < every:
         return None
     memo[f"{what}_tried"] = now
-    st = job.spec.storage
     try:
-        access = Access(st.endpoint, st.region)
-        if st.secretRef:
-            keys = [st.secretRef.accessKeyIdKey, st.secretRef.secretAccessKeyKey]
-            creds = kube.read_secret_keys(namespace, st.secretRef.name, keys)
-            access = Access(st.endpoint, st.region, creds.get(keys[0]), creds.get(keys[1]))
-        return reader(uri, access)
+        return reader(uri, _access(job, namespace))
     except SummaryUnavailable as exc:
         logger.debug(f"{what} not readable yet: {exc}")
     except Exception as exc:  # noqa: BLE001  (Secret missing or unreadable: status still progresses)
@@ -196,18 +224,47 @@ def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, li
         row = _read_storage("metrics", read_last_jsonl, metrics_uri(job.spec, name, step_key), job, namespace,
                             memo, logger, METRICS_POLL)
         latest = (step_key, row) if row else None
-    result = reconcile(job, uid, generation, status, observed, now, summary, latest)
-    for action in result.actions:
-        outcome = kube.apply(action)
-        logger.debug(f"{action.verb} {action.kind} {action.name}: {outcome}")
-    patch = status_patch(status, result.status)
+    # A child seen before and gone now (a TTL deleted it): its step's _DONE.json decides the attempt.
+    done = {key: _read_storage(f"done-{key}", exists, done_uri(job.spec, name, key), job, namespace, memo,
+                               logger, 0) for key in vanished_steps(job, status, observed)}
+    # Refused creates are answered in further passes from the status the last pass left (a 400/422
+    # fails that attempt and starts the next one, a 403 becomes a condition), at most MAX_PASSES.
+    current, refused = status, {}
+    events, transitions, retries = [], [], []
+    for _ in range(MAX_PASSES):
+        result = reconcile(job, uid, generation, current, observed, now, summary, latest, refused, done,
+                           DEADLINE_GRACE)
+        events += result.events
+        transitions += result.transitions
+        retries += result.retries
+        refused = _apply_all(result.actions, logger)
+        current, summary = result.status, None
+        if not refused:
+            break
+    patch = status_patch(status, current)
     if patch:
         if not kube.patch_status(namespace, name, patch):
             return
-        memo["status"] = result.status
-    for event in result.events:
+        memo["status"] = current
+    for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
-    _update_metrics(namespace, name, result.status, result.transitions, result.retries, now)
+    _update_metrics(namespace, name, current, transitions, retries, now)
+
+
+def _apply_all(actions: list[Any], logger: Any) -> dict[str, Refusal]:
+    """Apply the actions in order; the refusals of creates by child name (an attempt's later objects
+    are not created once one of them is refused)."""
+    refused: dict[str, Refusal] = {}
+    for action in actions:
+        if action.verb == "create" and action.name in refused:
+            continue
+        outcome = kube.apply(action)
+        if isinstance(outcome, Refusal):
+            refused[action.name] = outcome
+            logger.warning(f"create {action.kind} {action.name} refused ({outcome.code}): {outcome.message[:300]}")
+        else:
+            logger.debug(f"{action.verb} {action.kind} {action.name}: {outcome}")
+    return refused
 
 
 _KW = {"group": GROUP, "version": VERSION, "plural": PLURAL}

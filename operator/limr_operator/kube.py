@@ -1,17 +1,23 @@
 """The edge to the Kubernetes API: apply reconcile's actions, patch status, read the storage Secret.
 
-Kept thin and synchronous (kopf runs sync handlers in a thread pool). Conflicts on create (409)
-and missing objects on delete (404) are the expected outcomes of idempotent actions, not errors.
+Kept thin and synchronous (kopf runs sync handlers in a thread pool). A 409 on create is ours only
+when the existing object's controller is this LIMRJob (same uid); missing objects on delete (404)
+are the expected outcome of an idempotent action. A create the server refuses (400, 403, 409 for
+another owner's object, 422) comes back as a `Refusal` for reconcile to act on, not an exception.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from limr_api.constants import GROUP, PLURAL, VERSION
 
-from .reconcile import Action
+from .reconcile import Action, Refusal
+
+KUEUE = ("kueue.x-k8s.io", "v1beta2", "workloads")
+REFUSED_CODES = (400, 403, 409, 422)
 
 _clients: dict[str, Any] = {}
 
@@ -48,8 +54,68 @@ def _status(exc: Exception) -> int | None:
     return getattr(exc, "status", None)
 
 
-def apply(action: Action) -> str:
-    """Run one action; returns 'done', 'exists' or 'gone'."""
+def _server_message(exc: Exception) -> str:
+    try:
+        return str(json.loads(getattr(exc, "body", "") or "{}").get("message") or exc)
+    except (ValueError, AttributeError):
+        return str(getattr(exc, "reason", "") or exc)
+
+
+def _read(action: Action) -> dict[str, Any]:
+    core, batch, custom = _apis()
+    ns, name = action.namespace, action.name
+    if action.kind == "ConfigMap":
+        obj = core.read_namespaced_config_map(name, ns)
+    elif action.kind == "Job":
+        obj = batch.read_namespaced_job(name, ns)
+    else:
+        return custom.get_namespaced_custom_object("ray.io", "v1", ns, "rayjobs", name)
+    return _api().sanitize_for_serialization(obj)
+
+
+def _existing(action: Action) -> str | Refusal:
+    """A 409 on create: 'exists' if this LIMRJob controls the object, else a Refusal saying whose it is."""
+    from kubernetes.client.exceptions import ApiException
+
+    want = next((r.get("uid") for r in (action.body or {}).get("metadata", {}).get("ownerReferences", [])
+                 if r.get("controller")), None)
+    try:
+        meta = _read(action).get("metadata") or {}
+    except ApiException as exc:
+        if _status(exc) == 404:  # deleted in between: the next reconcile creates it
+            return "gone"
+        raise
+    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if owner and owner.get("uid") == want:
+        return "exists"
+    whose = (f"controlled by {owner.get('kind')} {owner.get('name')} (uid {owner.get('uid')})" if owner
+             else "not controlled by any owner")
+    deleting = bool(meta.get("deletionTimestamp"))
+    return Refusal(409, action.kind, f"{action.kind} {action.name} already exists, {whose}, not by this LIMRJob"
+                   + (" (it is being deleted)" if deleting else ""), deleting=deleting)
+
+
+def _set_workloads_active(action: Action) -> str:
+    """spec.active of the Kueue Workloads the child (uid in action.body) owns; 'gone' when it has none."""
+    _, _, custom = _apis()
+    child_uid = (action.body or {}).get("uid")
+    items = custom.list_namespaced_custom_object(*KUEUE[:2], action.namespace, KUEUE[2]).get("items", [])
+
+    def owns(ref: dict[str, Any]) -> bool:
+        if child_uid:
+            return ref.get("uid") == child_uid
+        return ref.get("kind") == action.kind and ref.get("name") == action.name
+
+    owned = [w for w in items if any(owns(r) for r in w.get("metadata", {}).get("ownerReferences") or [])]
+    for wl in owned:
+        if (wl.get("spec") or {}).get("active", True) != action.active:
+            custom.patch_namespaced_custom_object(*KUEUE[:2], action.namespace, KUEUE[2], wl["metadata"]["name"],
+                                                  {"spec": {"active": bool(action.active)}})
+    return "done" if owned else "gone"
+
+
+def apply(action: Action) -> str | Refusal:
+    """Run one action; returns 'done', 'exists' or 'gone', or the Refusal of a create."""
     from kubernetes.client.exceptions import ApiException
 
     core, batch, custom = _apis()
@@ -62,6 +128,8 @@ def apply(action: Action) -> str:
                 batch.create_namespaced_job(ns, action.body)
             else:
                 custom.create_namespaced_custom_object("ray.io", "v1", ns, "rayjobs", action.body)
+        elif action.verb == "activate":
+            return _set_workloads_active(action)
         elif action.verb == "delete":
             if action.kind == "Job":
                 batch.delete_namespaced_job(action.name, ns, propagation_policy="Background")
@@ -77,9 +145,12 @@ def apply(action: Action) -> str:
         else:
             raise ValueError(f"unknown action {action.verb}")
     except ApiException as exc:
-        if action.verb == "create" and _status(exc) == 409:
-            return "exists"
-        if action.verb != "create" and _status(exc) == 404:
+        code = _status(exc)
+        if action.verb == "create" and code == 409:
+            return _existing(action)
+        if action.verb == "create" and code in REFUSED_CODES:
+            return Refusal(code, action.kind, _server_message(exc))
+        if action.verb != "create" and code == 404:
             return "gone"
         raise
     return "done"

@@ -4,6 +4,18 @@ Level-triggered and idempotent: the same inputs always give the same actions, an
 is safe to repeat. A phase attempt's child name carries the attempt number, so re-creating an
 attempt that exists answers 409 (already there) and can never start a second RayJob for it.
 Retries are new attempts (new names) that the trainer resumes from the checkpoints in storage.
+
+What the real controllers do to children, and how reconcile takes it:
+- a child that was seen (its uid is in status) and is gone was deleted by a TTL (the Selection
+  Job's ttlSecondsAfterFinished, or KubeRay deleting a finished RayJob) or by someone: it is never
+  created again; the step's `_DONE.json` in storage decides whether the attempt succeeded;
+- a create the API server refuses (`refused`): 400/422 (invalid, e.g. an admission policy) and a
+  409 for a name another owner holds fail the attempt; 403 (RBAC, quota, a webhook) is a Degraded
+  condition and a Warning, retried on every tick;
+- the deadline backstop counts from the child's `status.startTime` (KubeRay and the job
+  controller reset it on every resume), so time queued in Kueue or suspended does not count;
+- with a Kueue queue, spec.suspend deactivates the child's Workload (`spec.active: false`)
+  instead of editing the child's spec.suspend, which Kueue owns while it admits the Workload.
 """
 
 from __future__ import annotations
@@ -15,13 +27,13 @@ from typing import Any
 
 from limr_api.job import LIMRJob
 from limr_api.plan import STAGES, TERMINAL_PHASES, Step, enabled_stages, parse_step, stage_steps
-from limr_api.status import Condition, LatestMetrics, LIMRJobStatus, PhaseStatus, SampleCounts
+from limr_api.status import Condition, LatestMetrics, LIMRJobStatus, PhaseStatus, SampleCounts, clip
 
 from . import builders
 from .childstatus import Outcome, classify, is_suspended
 from .conditions import set_condition
 from .naming import child_name
-from .storage import artifacts
+from .storage import artifacts, done_uri, log_uri
 
 TERMINAL = TERMINAL_PHASES
 DEADLINE_GRACE_SECONDS = 120  # after KubeRay's own activeDeadlineSeconds should have fired
@@ -29,15 +41,27 @@ DEADLINE_GRACE_SECONDS = 120  # after KubeRay's own activeDeadlineSeconds should
 
 @dataclass(frozen=True)
 class Action:
-    """One API call: create an object, delete a child, or patch a child's spec.suspend."""
+    """One API call: create an object, delete a child, patch a child's spec.suspend, or set
+    `spec.active` of the Kueue Workloads a child owns ("activate")."""
 
-    verb: str  # "create" | "delete" | "suspend"
+    verb: str  # "create" | "delete" | "suspend" | "activate"
     api_version: str
     kind: str
     name: str
     namespace: str | None
     body: dict[str, Any] | None = None
     suspend: bool | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused to create one of an attempt's objects (`kind` named `name`)."""
+
+    code: int  # 400, 403, 409 (the name is taken by an object this job does not own), 422, ...
+    kind: str
+    message: str
+    deleting: bool = False  # 409: that object is being deleted (its name frees up soon)
 
 
 @dataclass(frozen=True)
@@ -103,16 +127,35 @@ def needs_summary(status: dict[str, Any] | LIMRJobStatus) -> bool:
     return sel is not None and sel.state == "Succeeded" and st.samples.total is None
 
 
+def vanished_steps(job: LIMRJob, status: dict[str, Any] | LIMRJobStatus,
+                   observed: dict[str, dict[str, Any]]) -> list[str]:
+    """Running steps whose current child was seen (uid recorded) and is not observed any more: the
+    handler reads their `_DONE.json` before reconciling (`done`)."""
+    out = []
+    for key, ps in read_status(status).phases.items():
+        if ps.state != "Running" or not ps.childUid or ps.attempts < 1:
+            continue
+        try:
+            name = child_name(job.metadata.name, parse_step(key), ps.attempts)
+        except ValueError:
+            continue
+        if name not in observed:
+            out.append(key)
+    return out
+
+
 class _Reconciler:
     def __init__(self, job: LIMRJob, uid: str, generation: int | None, status: dict[str, Any],
                  observed: dict[str, dict[str, Any]], summary: dict[str, Any] | None, now: datetime,
-                 latest: tuple[str, dict[str, Any]] | None = None):
+                 latest: tuple[str, dict[str, Any]] | None = None, refused: dict[str, Refusal] | None = None,
+                 done: dict[str, bool | None] | None = None, deadline_grace: float = DEADLINE_GRACE_SECONDS):
         self.job, self.spec, self.uid, self.gen = job, job.spec, uid, generation
         self.name, self.ns = job.metadata.name, job.metadata.namespace
         self.old = read_status(status)
         self.st = self.old.model_copy(deep=True)
         self.observed, self.summary, self.now = observed, summary, rfc3339(now)
         self.latest = latest
+        self.refused, self.done, self.grace = refused or {}, done or {}, deadline_grace
         self.now_dt = now
         self.res = Result()
         self.failure: tuple[str, str] | None = None
@@ -133,6 +176,7 @@ class _Reconciler:
     # ------------------------------------------------------------------ steps
     def start(self, step: Step, ps: PhaseStatus, attempt: int, why: str) -> None:
         ps.state, ps.attempts, ps.rayJobName = "Running", attempt, child_name(self.name, step, attempt)
+        ps.childUid, ps.log = None, log_uri(self.spec, self.name, step.key, attempt)
         ps.startTime = ps.startTime or self.now
         if self.spec.suspend:
             return  # the attempt is recorded; its child is created on resume
@@ -163,21 +207,19 @@ class _Reconciler:
             return ps.state
         attempt = ps.attempts
         name = child_name(self.name, step, attempt)
-        ps.rayJobName = name
+        ps.rayJobName, ps.log = name, log_uri(self.spec, self.name, step.key, attempt)
         obj = self.observed.get(name)
         if obj is None:
-            if not self.spec.suspend:  # not created yet, not seen yet, or deleted by someone: (re)create
-                self.create_attempt(step, attempt)
-            return ps.state
+            return self.missing_child(step, ps, name)
+        ps.childUid = (obj.get("metadata") or {}).get("uid") or ps.childUid
         outcome = classify(obj)
         if outcome.state == "running" and self.deadline_exceeded(obj):
             self.res.actions.append(Action("delete", obj.get("apiVersion", ""), obj.get("kind", ""), name, self.ns))
             outcome = Outcome("failed", "DeadlineExceeded",
-                              f"{obj.get('kind')} {name} ran past phaseDeadlineSeconds={self.spec.phaseDeadlineSeconds}")
+                              f"{obj.get('kind')} {name} ran past phaseDeadlineSeconds={self.spec.phaseDeadlineSeconds} "
+                              "(counted from its status.startTime)")
         if outcome.state == "succeeded":
-            ps.state, ps.completionTime, ps.message = "Succeeded", self.now, None
-            self.st.artifacts.update(artifacts(self.spec, self.name, step.key))
-            self.event("Normal", "PhaseSucceeded", f"{step.key}: attempt {attempt} succeeded ({obj.get('kind')} {name})")
+            self.succeed(step, ps, f"{step.key}: attempt {attempt} succeeded ({obj.get('kind')} {name})")
         elif outcome.state == "failed":
             self.fail_attempt(step, ps, outcome)
         elif outcome.state == "unknown":
@@ -186,20 +228,76 @@ class _Reconciler:
             self.suspend_child(obj, name)
         return ps.state
 
+    def succeed(self, step: Step, ps: PhaseStatus, message: str) -> None:
+        ps.state, ps.completionTime, ps.message = "Succeeded", self.now, None
+        self.st.artifacts.update(artifacts(self.spec, self.name, step.key))
+        self.event("Normal", "PhaseSucceeded", message)
+
+    def missing_child(self, step: Step, ps: PhaseStatus, name: str) -> str:
+        """The current attempt's child is not observed: not created yet, refused, or gone."""
+        kind = "RayJob" if step.gpu else "Job"
+        if ps.childUid:  # seen before and gone now: never create it again under this name
+            marker = done_uri(self.spec, self.name, step.key)
+            done = self.done.get(step.key)
+            if done:
+                self.succeed(step, ps, f"{step.key}: attempt {ps.attempts} succeeded ({kind} {name} is gone, "
+                             f"deleted after it finished; {marker} marks the step done)")
+            else:
+                why = "is not in storage" if done is False else "cannot be read (check the storage secretRef)"
+                self.fail_attempt(step, ps, Outcome(
+                    "failed", "ChildVanished",
+                    f"{kind} {name} was deleted before its outcome was seen, and {marker} {why}"))
+            return ps.state
+        refusal = self.refused.get(name)
+        if refusal is not None:
+            self.refused_create(step, ps, name, refusal)
+            return ps.state
+        if not self.spec.suspend:  # not created yet, or not seen yet (a repeated create answers 409)
+            self.create_attempt(step, ps.attempts)
+        return ps.state
+
+    def refused_create(self, step: Step, ps: PhaseStatus, name: str, refusal: Refusal) -> None:
+        what = f"creating {refusal.kind} {name} was refused ({refusal.code}): {refusal.message}"
+        if refusal.code in (400, 422) or (refusal.code == 409 and not refusal.deleting):
+            # It would be refused the same way again: a failed attempt (the next has a new name).
+            reason = "NameTaken" if refusal.code == 409 else "CreateRefused"
+            self.fail_attempt(step, ps, Outcome("failed", reason, what))
+            return
+        # 403 (RBAC, a quota, an admission webhook) or a name an object being deleted still holds:
+        # it may pass later; retried on every tick, shown as a condition and a Warning.
+        reason = "NameTaken" if refusal.code == 409 else "CreateForbidden"
+        self.degraded = Outcome("unknown", reason, f"{step.key}: {what}")
+        old = next((c for c in self.old.conditions if c.type == "Degraded"), None)
+        if old is None or old.status != "True" or old.message != clip(self.degraded.message):
+            self.event("Warning", reason, self.degraded.message)  # once per distinct refusal
+
     def deadline_exceeded(self, obj: dict[str, Any]) -> bool:
+        """The backstop of KubeRay's (and the job controller's) own activeDeadlineSeconds, counted
+        like theirs from the child's status.startTime, which they reset on every resume."""
         limit = self.spec.phaseDeadlineSeconds
-        created = _parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
-        if not limit or created is None or is_suspended(obj):
+        started = _parse_time((obj.get("status") or {}).get("startTime"))
+        if not limit or started is None or is_suspended(obj):
             return False
-        return (self.now_dt - created).total_seconds() > limit + DEADLINE_GRACE_SECONDS
+        return (self.now_dt - started).total_seconds() > limit + self.grace
 
     def suspend_child(self, obj: dict[str, Any], name: str) -> None:
-        """spec.suspend true suspends the running child; false resumes it (Kueue resumes queued ones)."""
+        """spec.suspend true suspends the running child; false resumes it.
+
+        With a Kueue queue, Kueue owns the child's spec.suspend (it unsuspends whatever its admitted
+        Workload covers): the operator deactivates the Workload instead (`spec.active: false`:
+        Kueue evicts it and suspends the child itself) and activates it again on resume.
+        """
         want = self.spec.suspend
+        api, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+        if self.spec.cluster.queue:
+            if want or self.old.phase == "Suspended":
+                self.res.actions.append(Action("activate", api, kind, name, self.ns, active=not want,
+                                               body={"uid": (obj.get("metadata") or {}).get("uid")}))
+            return
         if want and not is_suspended(obj):
             self.res.actions.append(Action("suspend", obj.get("apiVersion", ""), obj.get("kind", ""), name,
                                            self.ns, suspend=True))
-        elif not want and is_suspended(obj) and not self.spec.cluster.queue:
+        elif not want and is_suspended(obj):
             self.res.actions.append(Action("suspend", obj.get("apiVersion", ""), obj.get("kind", ""), name,
                                            self.ns, suspend=False))
 
@@ -337,14 +435,21 @@ class _Reconciler:
 def reconcile(job: LIMRJob, uid: str, generation: int | None, status: dict[str, Any] | None,
               observed: dict[str, dict[str, Any]], now: datetime,
               summary: dict[str, Any] | None = None,
-              latest_metrics: tuple[str, dict[str, Any]] | None = None) -> Result:
+              latest_metrics: tuple[str, dict[str, Any]] | None = None,
+              refused: dict[str, Refusal] | None = None,
+              done: dict[str, bool | None] | None = None,
+              deadline_grace: float = DEADLINE_GRACE_SECONDS) -> Result:
     """Desired actions and the new status of one LIMRJob.
 
     `observed` maps child names to the RayJobs / Jobs the operator sees (owned by this job);
     `summary` is selection/summary.json once the handler could read it; `latest_metrics` is
-    (step key, last metrics.jsonl row) of the running PPO step, when read.
+    (step key, last metrics.jsonl row) of the running PPO step, when read; `refused` maps child
+    names to the API server's refusal of their create (from applying the previous actions);
+    `done` maps the step keys of `vanished_steps` to whether their `_DONE.json` exists (None:
+    unreadable); `deadline_grace` is added to phaseDeadlineSeconds for the backstop.
     """
-    return _Reconciler(job, uid, generation, status or {}, observed, summary, now, latest_metrics).run()
+    return _Reconciler(job, uid, generation, status or {}, observed, summary, now, latest_metrics,
+                       refused, done, deadline_grace).run()
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,14 @@ def metrics_uri(spec: Any, job: str, step_key: str) -> str:
     return _uri(spec, layout.metrics_key(job, step_key))
 
 
+def done_uri(spec: Any, job: str, step_key: str) -> str:
+    return _uri(spec, layout.done_key(job, step_key))
+
+
+def log_uri(spec: Any, job: str, step_key: str, attempt: int) -> str:
+    return _uri(spec, layout.log_key(job, step_key, attempt))
+
+
 def artifacts(spec: Any, job: str, step_key: str) -> dict[str, str]:
     """URIs a finished step leaves behind, keyed for status.artifacts."""
     if step_key == SELECTION.key:
@@ -117,6 +125,27 @@ def _read(uri: str, access: Access, tail: int | None = None) -> bytes:
             return fh.read(MAX_SUMMARY_BYTES)
     except OSError as exc:
         raise SummaryUnavailable(f"{uri}: {exc.strerror}") from None
+
+
+def exists(uri: str, access: Access = Access()) -> bool | None:
+    """Whether the object is there: True, False (the store says it is not), None (cannot tell:
+    no access, no answer). Used for a step's `_DONE.json` when its child is gone."""
+    if uri.startswith("s3://"):
+        import botocore.exceptions
+
+        parsed = urlparse(uri)
+        try:
+            _s3_client(access).head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+            return True
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            return False if code in ("404", "NoSuchKey", "NotFound") else None
+        except botocore.exceptions.BotoCoreError:
+            return None
+    try:
+        return Path(uri.removeprefix("file://")).is_file()
+    except OSError:
+        return None
 
 
 def read_summary(uri: str, access: Access = Access()) -> dict[str, Any]:

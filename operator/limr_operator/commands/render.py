@@ -10,6 +10,7 @@ import argparse
 import sys
 
 import yaml
+from limr_api import cliargs
 from limr_api.errors import JobError
 from limr_api.loader import load_job
 from limr_api.plan import all_keys, steps
@@ -43,14 +44,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="limr render", description=__doc__.splitlines()[0])
     parser.add_argument("job", help="LIMRJob YAML file")
     parser.add_argument("--step", choices=all_keys(), help="only this step (default: every step of the plan)")
-    parser.add_argument("--attempt", type=int, default=1, help="attempt number in the names (default 1)")
+    parser.add_argument("--attempt", type=cliargs.attempt, default=1, help="attempt number in the names (default 1)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if args.attempt < 1:
-        print("limr render: --attempt must be >= 1", file=sys.stderr)
-        return 2
     try:
         objs = render(args.job, args.step, args.attempt)
     except JobError as err:

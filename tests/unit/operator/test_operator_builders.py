@@ -86,7 +86,7 @@ def test_rayjob_shape_follows_cluster_spec():
     obj = builders.ray_job(job, "uid-1", plan.BASELINE, 2)
     spec = obj["spec"]
     assert spec["entrypoint"] == "python -m limr_trainer phase --job /etc/limr/job.yaml --step baseline --attempt 2"
-    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 0
     assert spec["activeDeadlineSeconds"] == 86400
     assert spec["suspend"] is True  # queued: Kueue admits it
     assert obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
@@ -100,22 +100,29 @@ def test_rayjob_shape_follows_cluster_spec():
     assert set(groups) == {"rollout", "train"}
     rollout = groups["rollout"]
     assert rollout["replicas"] == rollout["minReplicas"] == rollout["maxReplicas"] == 1
-    assert json.loads(json.loads(rollout["rayStartParams"]["resources"])) == {"rollout": 4}
-    assert rollout["rayStartParams"]["resources"] == '"{\\"rollout\\": 4}"'
-    assert json.loads(json.loads(groups["train"]["rayStartParams"]["resources"])) == {"train": 4}
+    # The form KubeRay writes itself: compact JSON in single quotes (it trims the quotes to parse it).
+    assert rollout["rayStartParams"]["resources"] == "'{\"rollout\":4}'"
+    assert json.loads(groups["train"]["rayStartParams"]["resources"].strip("'")) == {"train": 4}
     pod = rollout["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
     assert pod["nodeSelector"] == {"gpu": "h100"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert pod["containers"][0]["image"] == job.spec.cluster.image
     assert pod["volumes"] == [{"name": "limr-job", "configMap": {"name": obj["metadata"]["name"]}}]
+    # The submitter pod gets the head's scheduling fields, the job's labels and a small size.
+    sub = spec["submitterPodTemplate"]
+    assert sub["spec"]["nodeSelector"] == {"pool": "cpu"} and sub["spec"]["restartPolicy"] == "Never"
+    assert sub["metadata"]["labels"]["limr.io/job"] == job.metadata.name
+    (container,) = sub["spec"]["containers"]
+    assert container["image"] == job.spec.cluster.image and "command" not in container and "env" not in container
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
 
 
 def test_any_role_offers_both_slots_and_unqueued_jobs_are_not_suspended():
     job = load(job_dict())
     obj = builders.ray_job(job, "u", plan.EVALUATION, 1)
     group = obj["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
-    assert json.loads(json.loads(group["rayStartParams"]["resources"])) == {"rollout": 8, "train": 8}
+    assert group["rayStartParams"]["resources"] == "'{\"rollout\":8,\"train\":8}'"
     assert "suspend" not in obj["spec"] and "activeDeadlineSeconds" not in obj["spec"]
     assert "kueue.x-k8s.io/queue-name" not in obj["metadata"]["labels"]
 

@@ -5,17 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from limr_operator.reconcile import invalid_spec_status, needs_summary, reconcile, status_patch
+from limr_operator.reconcile import (
+    Refusal,
+    invalid_spec_status,
+    needs_summary,
+    reconcile,
+    status_patch,
+    vanished_steps,
+)
 from operator_fixtures import job_dict, load
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 T0 = "2026-11-25T11:00:00Z"
 
 
-def rj(name, ds="Running", js="RUNNING", suspend=False, created=T0, **status):
-    return {"apiVersion": "ray.io/v1", "kind": "RayJob",
-            "metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"suspend": suspend}, "status": {"jobDeploymentStatus": ds, "jobStatus": js, **status}}
+def rj(name, ds="Running", js="RUNNING", suspend=False, created=T0, startTime=T0, uid=None, **status):
+    meta = {"name": name, "creationTimestamp": created, "uid": uid or f"uid-of-{name}"}
+    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": meta,
+            "spec": {"suspend": suspend},
+            "status": {"jobDeploymentStatus": ds, "jobStatus": js, "startTime": startTime, **status}}
 
 
 def bj(name, cond=None, reason=None):
@@ -126,6 +134,14 @@ CASES = [
       ("create", "RayJob", "demo-baseline-2")], {"DeadlineExceeded", "AttemptStarted"}),
     ("within-deadline-waits", {"phaseDeadlineSeconds": 7200},
      stage(running(baseline=("Running", 1)), "Baseline"), [rj("demo-baseline-1")], "Baseline", [], set()),
+    # Created an hour ago but queued (or suspended) until 5 minutes ago: the deadline counts from
+    # status.startTime, which KubeRay sets when it starts the cluster and resets on every resume.
+    ("time-queued-does-not-count-towards-the-deadline", {"phaseDeadlineSeconds": 600},
+     stage(running(baseline=("Running", 1)), "Baseline"),
+     [rj("demo-baseline-1", "Initializing", "", startTime="2026-11-25T11:55:00Z")], "Baseline", [], set()),
+    ("not-started-yet-has-no-deadline", {"phaseDeadlineSeconds": 600},
+     stage(running(baseline=("Running", 1)), "Baseline"), [rj("demo-baseline-1", "", "", startTime=None)],
+     "Baseline", [], set()),
     ("start-from-records-skips-baseline",
      {"baseline": {"enabled": False, "recordsUri": "s3://old/baseline/"}}, {}, [], "Selection",
      [("create", "ConfigMap", "demo-select-1"), ("create", "Job", "demo-select-1")], {"PhaseChanged"}),
@@ -209,7 +225,10 @@ def test_conditions_keep_transition_time_without_a_real_transition():
     later = NOW + timedelta(minutes=5)
     second = reconcile(job, "u", 1, first.status, {"demo-baseline-1": rj("demo-baseline-1")}, later)
     assert second.status["conditions"] == first.status["conditions"]
-    assert status_patch(first.status, second.status) == {}
+    # The first sight of the child records its uid; nothing else changes.
+    assert status_patch(first.status, second.status) == {"phases": {"baseline": {"childUid": "uid-of-demo-baseline-1"}}}
+    third = reconcile(job, "u", 1, second.status, {"demo-baseline-1": rj("demo-baseline-1")}, later)
+    assert status_patch(second.status, third.status) == {}
     done = reconcile(job, "u", 1, second.status, {"demo-baseline-1": rj("demo-baseline-1", *OK)}, later)
     ready = {c["type"]: c for c in done.status["conditions"]}
     assert ready["Progressing"]["lastTransitionTime"] == "2026-11-25T12:00:00Z"  # still True
@@ -276,3 +295,114 @@ def test_latest_trainer_metrics_go_to_status():
     assert res.status["metrics"] == {"phase": "baseline", "step": 17, "rewardMean": -0.25, "accuracy": 0.375}
     bad = reconcile(job, "u", 1, status, {}, NOW, latest_metrics=("baseline", {"step": True, "accuracy": float("inf")}))
     assert bad.status["metrics"] == {"phase": "baseline"}
+
+
+def seen(status, key, uid="uid-seen"):
+    status["phases"][key]["childUid"] = uid
+    return status
+
+
+def test_a_seen_child_that_vanished_is_never_created_again():
+    """The Selection Job finished and TTL-after-finished (0 s by default) deleted it before a reconcile
+    saw it finish: its name is never reused; the step's _DONE.json decides."""
+    job = load(job_dict())
+    status = seen(stage(running(baseline=("Succeeded", 1), selection=("Running", 1)), "Selection"), "selection")
+    assert vanished_steps(job, status, {}) == ["selection"]
+    assert vanished_steps(job, status, {"demo-select-1": bj("demo-select-1")}) == []
+    done = reconcile(job, "u", 1, status, {}, NOW, done={"selection": True})
+    assert done.status["phases"]["selection"]["state"] == "Succeeded"
+    assert done.status["phase"] == "Retrain"
+    assert ("create", "Job", "demo-select-1") not in [(a.verb, a.kind, a.name) for a in done.actions]
+    assert "PhaseSucceeded" in {e.reason for e in done.events}
+    for marker, why in ((False, "is not in storage"), (None, "cannot be read")):
+        lost = reconcile(job, "u", 1, status, {}, NOW, done={"selection": marker})
+        ps = lost.status["phases"]["selection"]
+        assert ps["attempts"] == 2 and ps["state"] == "Running" and "childUid" not in ps
+        assert why in ps["message"] and "demo/selection/_DONE.json" in ps["message"]
+        assert [(a.verb, a.name) for a in lost.actions] == [("create", "demo-select-2")] * 2
+        assert "ChildVanished" in {e.reason for e in lost.events}
+
+
+def test_observing_the_child_records_its_uid_and_the_log():
+    job = load(job_dict())
+    res = reconcile(job, "u", 1, stage(running(baseline=("Running", 1)), "Baseline"),
+                    {"demo-baseline-1": rj("demo-baseline-1", uid="abc")}, NOW)
+    ps = res.status["phases"]["baseline"]
+    assert ps["childUid"] == "abc"
+    assert ps["log"] == "s3://limr-artifacts/runs/demo/baseline/logs/attempt-1.log"
+    first = reconcile(job, "u", 1, {}, {}, NOW)
+    assert first.status["phases"]["baseline"]["log"].endswith("/demo/baseline/logs/attempt-1.log")
+
+
+@pytest.mark.parametrize("code", [400, 422])
+def test_an_invalid_create_is_a_failed_attempt(code):
+    job = load(job_dict(backoffLimit=1))
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    why = 'admission policy "gpu-limit" denied the request: at most 8 GPUs'
+    res = reconcile(job, "u", 1, status, {}, NOW, refused={"demo-baseline-1": Refusal(code, "RayJob", why)})
+    ps = res.status["phases"]["baseline"]
+    assert ps["attempts"] == 2 and f"refused ({code})" in ps["message"] and "gpu-limit" in ps["message"]
+    assert ("create", "RayJob", "demo-baseline-2") in [(a.verb, a.kind, a.name) for a in res.actions]
+    assert "CreateRefused" in {e.reason for e in res.events}
+    last = reconcile(job, "u", 1, res.status, {}, NOW, refused={"demo-baseline-2": Refusal(code, "RayJob", why)})
+    failed = next(c for c in last.status["conditions"] if c["type"] == "Failed")
+    assert last.status["phase"] == "Failed" and failed["reason"] == "BackoffLimitExceeded"
+    assert "gpu-limit" in failed["message"]
+
+
+def test_a_forbidden_create_is_a_condition_and_is_retried():
+    job = load(job_dict())
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    why = 'rayjobs.ray.io "demo-baseline-1" is forbidden: exceeded quota: no-gpus'
+    res = reconcile(job, "u", 1, status, {}, NOW, refused={"demo-baseline-1": Refusal(403, "RayJob", why)})
+    deg = next(c for c in res.status["conditions"] if c["type"] == "Degraded")
+    assert deg["status"] == "True" and deg["reason"] == "CreateForbidden" and "exceeded quota" in deg["message"]
+    assert res.status["phases"]["baseline"]["attempts"] == 1 and res.actions == []
+    assert [e.reason for e in res.events if e.type == "Warning"] == ["CreateForbidden"]
+    again = reconcile(job, "u", 1, res.status, {}, NOW, refused={"demo-baseline-1": Refusal(403, "RayJob", why)})
+    assert [e for e in again.events if e.type == "Warning"] == []  # one Warning per distinct refusal
+    retried = reconcile(job, "u", 1, res.status, {}, NOW)  # next tick: tried again
+    assert [(a.verb, a.name) for a in retried.actions] == [("create", "demo-baseline-1")] * 2
+
+
+def test_a_name_another_owner_holds_fails_the_attempt_unless_it_is_going_away():
+    job = load(job_dict())
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    taken = Refusal(409, "ConfigMap", "ConfigMap demo-baseline-1 exists and is not owned by this LIMRJob")
+    res = reconcile(job, "u", 1, status, {}, NOW, refused={"demo-baseline-1": taken})
+    assert res.status["phases"]["baseline"]["attempts"] == 2 and "NameTaken" in {e.reason for e in res.events}
+    going = Refusal(409, "RayJob", "RayJob demo-baseline-1 of an earlier LIMRJob is being deleted", deleting=True)
+    wait = reconcile(job, "u", 1, status, {}, NOW, refused={"demo-baseline-1": going})
+    assert wait.status["phases"]["baseline"]["attempts"] == 1
+    assert next(c for c in wait.status["conditions"] if c["type"] == "Degraded")["reason"] == "NameTaken"
+
+
+def test_suspend_with_a_queue_deactivates_the_workload_instead_of_fighting_kueue():
+    job = load(job_dict(suspend=True, cluster={"queue": "gpu"}))
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    res = reconcile(job, "u", 1, status, {"demo-baseline-1": rj("demo-baseline-1", uid="rj-1")}, NOW)
+    assert [(a.verb, a.name, a.active) for a in res.actions] == [("activate", "demo-baseline-1", False)]
+    assert res.actions[0].body == {"uid": "rj-1"}
+    assert res.status["phase"] == "Suspended"
+    resumed = load(job_dict(cluster={"queue": "gpu"}))
+    res2 = reconcile(resumed, "u", 1, res.status, {"demo-baseline-1": rj("demo-baseline-1", suspend=True)}, NOW)
+    assert [(a.verb, a.active) for a in res2.actions] == [("activate", True)]
+    assert res2.status["phase"] == "Baseline"
+    res3 = reconcile(resumed, "u", 1, res2.status, {"demo-baseline-1": rj("demo-baseline-1", suspend=True)}, NOW)
+    assert res3.actions == []  # queued and suspended by Kueue: nothing to do
+
+
+def test_a_huge_child_message_leaves_a_small_status():
+    """Issue 14.9: a RayJob failing with a 200 KB message copied into phase, job message and conditions."""
+    import json
+
+    job = load(job_dict(backoffLimit=0))
+    status = stage(running(baseline=("Running", 1)), "Baseline")
+    message = "Traceback (most recent call last):\n" + "x" * 200_000
+    res = reconcile(job, "u", 1, status, {"demo-baseline-1": rj("demo-baseline-1", "Failed", "FAILED", message=message)},
+                    NOW)
+    assert res.status["phase"] == "Failed"
+    assert len(json.dumps(res.status)) < 8_000
+    assert all(len(c["message"]) <= 1024 for c in res.status["conditions"])
+    assert "more characters cut" in res.status["phases"]["baseline"]["message"]
+    assert all(len(e.message) <= 2048 for e in res.events)
