@@ -55,6 +55,17 @@ app.kubernetes.io/part-of: limr
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when a watched namespace is a glob pattern (kopf's `*`, `?` or a leading `!`). */}}
+{{- define "limr.watchGlobs" -}}
+{{- $globs := false -}}
+{{- range .Values.watch.namespaces -}}
+{{- if or (contains "*" .) (contains "?" .) (hasPrefix "!" .) -}}
+{{- $globs = true -}}
+{{- end -}}
+{{- end -}}
+{{- $globs -}}
+{{- end -}}
+
 {{/* Fail early on combinations that cannot work. */}}
 {{- define "limr.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}

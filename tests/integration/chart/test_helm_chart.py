@@ -137,11 +137,15 @@ def test_rbac_is_least_privilege(scenario) -> None:
     workload = _rules(docs, "Role") if name == "namespace" else _rules(docs, "ClusterRole")
     assert _verbs(workload, "limrjobs") == {"list", "watch", "patch"}
     assert _verbs(workload, "limrjobs/status") == {"patch"}
-    assert _verbs(workload, "rayjobs") == {"list", "watch", "create", "patch", "delete"}
-    assert _verbs(workload, "jobs") == {"list", "watch", "create", "patch", "delete"}
-    assert _verbs(workload, "configmaps") == {"create"}
+    assert _verbs(workload, "limrjobs/finalizers") == {"update"}  # blockOwnerDeletion on children
+    assert _verbs(workload, "rayjobs") == {"get", "list", "watch", "create", "patch", "delete"}
+    assert _verbs(workload, "jobs") == {"get", "list", "watch", "create", "patch", "delete"}
+    assert _verbs(workload, "configmaps") == {"get", "create"}
     assert _verbs(workload, "events") == {"create"}
+    assert _verbs(workload, "workloads") == {"list", "patch"}
     assert _verbs(_rules(docs, "ClusterRole"), "customresourcedefinitions") == {"list", "watch"}
+    # kopf lists namespaces only in namespace scope with glob patterns: no scenario here has one.
+    assert not _verbs(rules, "namespaces")
     peering = "clusterkopfpeerings" if name == "all-features" else "kopfpeerings"
     if name == "default":
         assert not _verbs(rules, "clusterkopfpeerings") | _verbs(rules, "kopfpeerings")
@@ -158,6 +162,35 @@ def test_namespace_scope_grants_nothing_cluster_wide_but_crd_discovery() -> None
     for binding in of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": "limr-system"}]
     assert sorted(p["metadata"]["namespace"] for p in of_kind(docs, "KopfPeering")) == ["ml", "ml-dev"]
+
+
+def test_glob_patterns_grant_namespaces_and_the_rules_cluster_wide() -> None:
+    """kopf lists and watches namespaces to match patterns; RBAC cannot name namespaces by pattern."""
+    docs = render("--set", "watch.scope=namespace", "--set", "watch.namespaces={team-*,!team-test}")
+    cluster = _rules(docs, "ClusterRole")
+    assert _verbs(cluster, "namespaces") == {"list", "watch"}
+    assert _verbs(cluster, "rayjobs") == {"get", "list", "watch", "create", "patch", "delete"}
+    assert of_kind(docs, "Role") == [] and of_kind(docs, "RoleBinding") == []
+    (deploy,) = of_kind(docs, "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-*" in args and "--namespace=!team-test" in args
+
+
+def test_the_ambient_credentials_opt_in_reaches_the_operator() -> None:
+    def env(*args: str) -> dict[str, str]:
+        (deploy,) = of_kind(render(*args), "Deployment")
+        return {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert env()["LIMR_OPERATOR_AMBIENT_STORAGE_CREDENTIALS"] == "false"
+    assert env("--set", "operator.ambientStorageCredentials=true")["LIMR_OPERATOR_AMBIENT_STORAGE_CREDENTIALS"] == "true"
+    refused = helm("template", "limr", str(CHART), "--set", "operator.ambientStorageCredentials=yes", check=False)
+    assert refused.returncode != 0 and "ambientStorageCredentials" in refused.stderr
+
+
+def test_the_chart_needs_kubernetes_1_28() -> None:
+    refused = helm("template", "limr", str(CHART), "--kube-version", "1.27.0", check=False)
+    assert refused.returncode != 0 and "kubeVersion" in refused.stderr
+    helm("template", "limr", str(CHART), "--kube-version", "1.28.0")
 
 
 def test_service_and_monitors_select_the_operator() -> None:
