@@ -144,22 +144,24 @@ class Storage(ABC):
     # ---- typed helpers, one encoding for all backends ----------------------------------------
     def put_json(self, key: str, obj: Any) -> None:
         """Write one JSON document (UTF-8, indented, trailing newline)."""
-        self.put_bytes(key, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.put_bytes(key, json_bytes(obj, indent=2) + b"\n")
 
     def get_json(self, key: str) -> Any:
-        """Read one JSON document."""
-        return _decode_json(self.get_bytes(key), self.uri(key))
+        """Read one JSON document (StorageError naming the line of bad UTF-8 or JSON)."""
+        uri = self.uri(key)
+        return _decode_json(decode_text(self.get_bytes(key), uri), uri)
 
     def put_jsonl(self, key: str, rows: Iterable[Any]) -> int:
         """Write rows as JSON Lines (one compact document per line); returns the row count."""
-        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
-        self.put_bytes(key, "".join(line + "\n" for line in lines).encode("utf-8"))
+        lines = [json_bytes(row, separators=(",", ":")) for row in rows]
+        self.put_bytes(key, b"".join(line + b"\n" for line in lines))
         return len(lines)
 
     def iter_jsonl(self, key: str) -> Iterator[Any]:
         """Yield the rows of a JSON Lines object (blank lines skipped)."""
         uri = self.uri(key)
-        for number, line in enumerate(self.get_bytes(key).decode("utf-8").splitlines(), start=1):
+        # split at "\n" only: str.splitlines would also split inside strings holding U+2028 & co.
+        for number, line in enumerate(decode_text(self.get_bytes(key), uri).split("\n"), start=1):
             if line.strip():
                 yield _decode_json(line, f"{uri} line {number}")
 
@@ -183,11 +185,34 @@ class Storage(ABC):
             raise StorageError(f"{self.uri(key)} is not a valid Parquet file: {exc}") from exc
 
 
-def _decode_json(data: bytes | str, where: str) -> Any:
+def json_bytes(obj: Any, **dumps: Any) -> bytes:
+    """`obj` as UTF-8 JSON; text that has no UTF-8 form (a lone surrogate such as "\\ud83d", which
+    json.loads accepts) is written as \\u escapes instead of failing the whole write."""
+    text = json.dumps(obj, ensure_ascii=False, **dumps)
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StorageError(f"{where} is not valid JSON: {exc}") from exc
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, **dumps).encode("ascii")
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """UTF-8 text, or StorageError naming the line (not a decoder's buffer position) of the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise StorageError(f"{where}: line {line}, column {column}: not UTF-8 text "
+                           f"(byte 0x{data[exc.start]:02x})") from None
+
+
+def _decode_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise StorageError(f"{where} is not usable JSON: nested too deeply") from None
 
 
 @contextmanager
@@ -196,11 +221,13 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 
     The bytes go to a temp file in the same folder (same filesystem), are fsynced, and then
     os.replace swaps it in; the folder is fsynced so the rename itself survives a power loss.
-    On an exception the temp file is removed and `path` is untouched.
+    On an exception the temp file is removed and `path` is untouched. The file gets the mode a plain
+    open() would give (0666 less the umask), not mkstemp's private 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: give the mode open() would
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -210,6 +237,21 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         _unlink_quietly(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask can only be read by setting it,
+    which would briefly change the mode of files other threads create)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # pragma: no cover - no /proc: the racy way, with a safe interim mask
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:

@@ -4,6 +4,11 @@ Keys map to files under the root folder. Every write goes through a temp file in
 folder and os.replace, so a crash leaves the old file or none, never a partial one. Temp files
 carry a reserved name prefix and are invisible to list(). Folders are an artefact of the
 mapping: they are created on write and removed again when their last object is deleted.
+
+The root confines every operation: a key whose file a symbolic link below the root leads outside it
+is refused (reads and writes alike), a delete removes a link itself and never what it points to, and
+listing does not descend into linked folders. So a linked job folder cannot make a write land, or a
+`delete_prefix` (checkpoint pruning) delete, anywhere outside the root.
 """
 
 from __future__ import annotations
@@ -31,18 +36,34 @@ class LocalStorage(Storage):
         return f"LocalStorage({str(self.root)!r})"
 
     def uri(self, key: str = "") -> str:
-        return "file://" + str(self._path(key) if key else self.root)
+        return "file://" + str(self.root / check_key(key) if key else self.root)
 
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+    def _path(self, key: str, follow: bool = True) -> Path:
+        """The file of `key`, after checking that no symbolic link leads it out of the root.
+
+        `follow`: the file itself may be a link and is followed (reads); otherwise only its folder
+        is resolved (writes and deletes replace or remove the name inside the root, never a target).
+        """
+        path = self.root / check_key(key)
+        self._inside(path if follow else path.parent, key)
+        return path
+
+    def _inside(self, path: Path, key: str) -> None:
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a link loop
+            raise StorageError(f"{self.uri(key)}: cannot resolve its path: {exc}") from None
+        if real != self.root and self.root not in real.parents:
+            raise StorageError(f"{self.uri(key)}: refused: a symbolic link leads it outside the storage root "
+                               f"{self.root} (to {real}); remove the link or use a root that holds the data")
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors("write", key), atomic_file(self._path(key)) as handle:
+        with self._errors("write", key), atomic_file(self._path(key, follow=False)) as handle:
             handle.write(data)
 
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         source_uri = f"file://{Path(path).resolve()}"
-        target = self._path(key)
+        target = self._path(key, follow=False)
         with _opened(path, source_uri) as source, self._errors("write", key), atomic_file(target) as handle:
             shutil.copyfileobj(source, handle, _COPY_CHUNK)
 
@@ -62,7 +83,7 @@ class LocalStorage(Storage):
     def list(self, prefix: str = "") -> list[str]:
         check_prefix(prefix)
         # Walk only below the deepest folder the prefix names, and only into folders that can match.
-        start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        start = self._start(prefix)
         if not start.is_dir():
             return []
         keys = []
@@ -78,7 +99,7 @@ class LocalStorage(Storage):
         return sorted(keys)
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = self._path(key, follow=False)
         with self._errors("delete", key):
             try:
                 path.unlink()
@@ -88,7 +109,7 @@ class LocalStorage(Storage):
 
     def clean_interrupted(self, prefix: str = "", older_than_s: float = 3600.0) -> int:
         check_prefix(prefix)
-        start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        start = self._start(prefix)
         if not start.is_dir():
             return 0
         cutoff = time.time() - older_than_s
@@ -110,6 +131,15 @@ class LocalStorage(Storage):
                 except FileNotFoundError:
                     continue  # its writer finished or cleaned up meanwhile
         return removed
+
+    def _start(self, prefix: str) -> Path:
+        """The deepest folder `prefix` names (walks start there), checked to be inside the root."""
+        if "/" not in prefix:
+            return self.root
+        folder = prefix.rpartition("/")[0]
+        start = self.root / folder
+        self._inside(start, folder)
+        return start
 
     def _prune_empty_parents(self, folder: Path) -> None:
         while folder != self.root and self.root in folder.parents:

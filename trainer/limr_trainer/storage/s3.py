@@ -66,6 +66,10 @@ class S3Storage(Storage):
         self.endpoint = (
             endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         )
+        if self.endpoint:
+            from . import check_no_userinfo
+
+            check_no_userinfo(self.endpoint, "S3 endpoint")
         self.multipart_threshold = multipart_threshold
 
         import boto3
