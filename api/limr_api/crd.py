@@ -3,8 +3,8 @@
 One source of truth: the API server must accept exactly what `limr validate` accepts. This module
 turns pydantic's JSON schema into a Kubernetes *structural* schema (every node typed, `$ref`s
 inlined, `Optional[X]` as `nullable`, OpenAPI 3.0 exclusive bounds, no `anyOf`), adds the defaults
-of default factories (as the smallest value that the API server's nested defaulting expands back to
-the pydantic default), and places each `rules.RULES` CEL rule at its path as
+of default factories (complete objects: the API server checks a default against its node's CEL
+rules without expanding the defaults nested in it), and places each `rules.RULES` CEL rule at its path as
 `x-kubernetes-validations` (and each `rules.MODEL_RULES` rule on its model's schema, wherever the
 model occurs). Pure and deterministic: the same models always give the same YAML.
 """
@@ -61,14 +61,19 @@ def _models() -> dict[str, type[BaseModel]]:
     }
 
 
-def _minimal(value: Any) -> Any:
-    """The smallest default that nested defaulting expands to `value` (JSON form)."""
+def _full(value: Any) -> Any:
+    """A default in its JSON form with every field filled in.
+
+    Not the smallest value that nested defaulting would expand: the API server checks each default
+    against the CEL rules of its node without applying the defaults nested in it, so a rule such as
+    `self.trainBatchSize % self.microBatchSize == 0` on a default of `{}` makes it refuse the CRD.
+    """
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, list):
-        return [_minimal(v) for v in value]
+        return [_full(v) for v in value]
     if isinstance(value, dict):
-        return {k: _minimal(v) for k, v in value.items()}
+        return {k: _full(v) for k, v in value.items()}
     return value
 
 
@@ -81,7 +86,7 @@ def _field_defaults(model: type[BaseModel]) -> dict[str, Any]:
         value = info.get_default(call_default_factory=True, validated_data={})
         if value is None:
             continue
-        out[info.alias or name] = _minimal(value)
+        out[info.alias or name] = _full(value)
     return out
 
 

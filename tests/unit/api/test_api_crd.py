@@ -146,7 +146,8 @@ def test_schema_carries_the_pydantic_constraints():
     assert _node("cluster.workerGroups")["items"]["properties"]["gpus"]["minimum"] == 0
     assert _node("cluster.head.nodeSelector")["additionalProperties"] == {
         "type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}
-    assert _node("ppo.actor")["default"] == {"replicas": 4}
+    # Complete defaults: the API server checks each against its CEL rules without nested defaulting.
+    assert _node("ppo.actor")["default"] == {"replicas": 4, "gpus": 1.0, "cpus": 1.0}
     assert _node("model")["required"] == ["name"]
     meta = _schema()["properties"]["metadata"]["properties"]["name"]
     assert meta["maxLength"] == 40 and meta["pattern"] == DNS_LABEL_PATTERN
