@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+# The real control plane (scripts/cluster.sh) as the session fixture `real_cluster`, for every test.
+from realcluster import real_cluster  # noqa: F401
+
 _skipped: list[str] = []
 
 

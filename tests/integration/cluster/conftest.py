@@ -1,3 +1,2 @@
-"""The real control plane's session fixture (tests/realcluster.py) for the tests in this folder."""
-
-from realcluster import real_cluster  # noqa: F401
+"""The tests of this folder use the session fixture `real_cluster` (tests/realcluster.py, registered
+for the whole suite in tests/conftest.py)."""
