@@ -25,8 +25,10 @@ class ModelSpec(Strict):
         max_length=FIELD_MAX,
         description="Model revision (branch, tag or commit) for hub ids.",
     )
-    dtype: Literal["bfloat16", "float16", "float32"] = Field(
-        default="bfloat16", description="Parameter and compute dtype (LIMR: bf16; CPU runs use float32)."
+    dtype: Literal["bfloat16", "float32"] = Field(
+        default="bfloat16",
+        description="Parameter and compute dtype (LIMR: bf16; CPU runs use float32). float16 is not offered: "
+        "training in it needs loss scaling, which this trainer does not do.",
     )
     trustRemoteCode: bool = Field(
         default=False, description="Allow custom modelling code from the model repo."
@@ -102,7 +104,15 @@ class PPOSpec(Strict):
         default=256, ge=1, le=1_048_576, description="Experiences per optimizer step."
     )
     microBatchSize: int = Field(
-        default=4, ge=1, le=65_536, description="Experiences per forward/backward pass per rank."
+        default=4, ge=1, le=65_536, description="Most experiences per forward/backward pass per rank."
+    )
+    microBatchTokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Token budget of a micro batch (rows x its longest sequence): experiences are sorted "
+        "by length and packed up to microBatchSize rows within this budget. Unset: microBatchSize rows "
+        "of similar length.",
     )
     ppoEpochs: int = Field(default=1, ge=1, le=100, description="Passes over each rollout batch.")
     promptMaxLength: int = Field(
@@ -130,7 +140,23 @@ class PPOSpec(Strict):
         default=True, description="Whiten advantages over the batch (gae and reinforce++; grpo and rloo "
         "are already normalised per group)."
     )
-    zeroStage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage of actor and critic.")
+    zeroStage: int = Field(default=3, ge=0, le=3, description="DeepSpeed ZeRO stage of actor and critic (LIMR: 3).")
+    offloadOptimizer: bool = Field(
+        default=False,
+        description="Keep Adam's state in CPU memory (DeepSpeed offload; LIMR: --adam_offload). GPUs only.",
+    )
+    gradientCheckpointing: bool = Field(
+        default=True, description="Recompute activations in the backward pass (LIMR: on)."
+    )
+    warmupSteps: int = Field(
+        default=10, ge=0, le=1_000_000, description="Optimizer steps of linear learning-rate warm-up (LIMR: 10)."
+    )
+    lrSchedule: Literal["cosine", "constant"] = Field(
+        default="cosine", description="After warm-up: cosine decay to minLearningRateRatio x lr (LIMR), or constant."
+    )
+    minLearningRateRatio: float = Field(
+        default=0.1, ge=0, le=1, description="Floor of the cosine schedule, as a share of the learning rate."
+    )
     seed: int = Field(
         default=42, ge=0, le=INT32_MAX, description="Seed of data order, sampling and initialisation."
     )
@@ -169,9 +195,9 @@ class RolloutSpec(Strict):
     tensorParallelSize: int = Field(default=1, ge=1, le=64, description="GPUs per engine (tensor parallel).")
     gpuMemoryUtilization: float = Field(default=0.85, gt=0, le=1, description="vLLM GPU memory share.")
     cpusPerEngine: float = Field(default=1.0, gt=0, description="CPUs per engine actor.")
-    weightSync: Literal["auto", "nccl", "ipc", "rpc"] = Field(
+    weightSync: Literal["auto", "nccl", "rpc"] = Field(
         default="auto",
-        description="How updated actor weights reach the engines: NCCL broadcast, CUDA IPC, or the "
-        "engine's own worker RPC (CPU). auto picks by device.",
+        description="How updated actor weights reach the engines: an NCCL broadcast, tensor by tensor "
+        "(GPU), or through the engine's worker RPC (CPU). auto picks by device.",
     )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling parameters.")

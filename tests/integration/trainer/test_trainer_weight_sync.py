@@ -42,7 +42,7 @@ def test_engine_follows_actor_after_sync(tmp_path):
     try:
         actor = RoleGroup("actor", ActorWorker, 1, 0.5, 0, worker_env(), {
             "model": model, "dtype": "float32", "lr": 5e-3, "betas": [0.9, 0.95], "weight_decay": 0.0, "seed": 0,
-            "config": ds_config(2, 8, 1, 1, 1.0, False)})
+            "config": ds_config(2, 8, 1, 1.0, False), "micro": 8})
         engine = make_backend("vllm", model, engines=1, cpus_per_engine=0.5, max_model_len=256)
         prompt = render_prompt(tok, "What is 3 + 4?")
         groups = engine.generate([prompt], SamplingConfig(n=8, temperature=1.0, max_tokens=20, seed=7))

@@ -131,8 +131,11 @@ def evaluate(
     scorer: Scorer,
     progress: Callable[[str, int, int], None] | None = None,
     batch_size: int = 64,
+    paper_scorer: Scorer | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run every benchmark on `backend`; `render` turns a question into the chat prompt string."""
+    """Run every benchmark on `backend`; `render` turns a question into the chat prompt string.
+
+    With `paper_scorer` (LIMR's judge, `judges.limr_judge`), each result also has `paper_accuracy`."""
     results = {}
     for bench in benchmarks:
         completions: list[list[Completion]] = []
@@ -142,6 +145,8 @@ def evaluate(
             if progress:
                 progress(bench.name, min(start + batch_size, len(bench.rows)), len(bench.rows))
         result = score_completions(bench.rows, completions, scorer)
+        if paper_scorer is not None:
+            result["paper_accuracy"] = score_completions(bench.rows, completions, paper_scorer)["accuracy"]
         result["sampling"] = {
             "n": bench.sampling.n,
             "temperature": bench.sampling.temperature,

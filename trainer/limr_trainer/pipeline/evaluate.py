@@ -8,9 +8,6 @@ resumes at the next arm. Which arm is which model comes from `limr_api.plan.eval
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from limr_api import layout, plan
@@ -18,6 +15,7 @@ from limr_api import layout, plan
 from limr_trainer.evaluation import benchmarks as bench
 from limr_trainer.evaluation import report
 from limr_trainer.pipeline.context import Context
+from limr_trainer.pipeline.heldout import read_points
 from limr_trainer.storage import Storage
 
 EVAL = plan.EVALUATION.key
@@ -43,35 +41,19 @@ def questions_used(ctx: Context, step: str | None) -> int | None:
     return int(done["questions"]) if done.get("questions") is not None else None
 
 
-def fetch_final_model(storage: Storage, job_name: str, step: str, into: Path) -> Path:
-    """Download the final model of a step (HF folder) to `into`."""
-    prefix = layout.final_model_prefix(job_name, step)
-    keys = storage.get_dir(prefix, into)
-    if not keys:
-        raise FileNotFoundError(f"no final model at {storage.uri(prefix)}")
-    return into
-
-
-def load_state_dict(folder: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    state: dict[str, Any] = {}
-    for f in sorted(folder.glob("*.safetensors")):
-        state.update(load_file(str(f)))
-    if not state:
-        raise FileNotFoundError(f"no .safetensors weights in {folder}")
-    return state
-
-
-def make_scorer(job: Any) -> bench.Scorer:
-    """The training reward as the evaluation judge (reason = the format rule that fired, or None)."""
+def make_scorer(job: Any, pool: Any = None) -> bench.Scorer:
+    """A judge over the checker pool (reason = the format rule that fired, or None): the training
+    reward by default, or `pool`'s own check (LIMR's judge for the paper metric)."""
     from limr_trainer import reward
 
     spec = job.spec.reward
 
     def scorer(responses: list[str], answers: list[str], truncated: list[bool]):
         items = [reward.RewardItem(r, a, t) for r, a, t in zip(responses, answers, truncated)]
-        results = reward.score_batch(items, workers=spec.workers, timeout=spec.timeoutSeconds)
+        if pool is None:
+            results = reward.score_batch(items, workers=spec.workers, timeout=spec.timeoutSeconds)
+        else:
+            results = pool.map(items, timeout=spec.timeoutSeconds)
         return [(r.reward, r.correct, r.format_error) for r in results]
 
     return scorer
@@ -90,10 +72,14 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def _evaluate_arms(ctx: Context, benches: list[bench.Benchmark], pending: list[tuple[str, str | None]]) -> None:
+    import dataclasses
+
     import ray
     from transformers import AutoTokenizer
 
-    from limr_trainer.data.prompts import render_prompt
+    from limr_trainer.data.prompts import end_of_turn_ids, render_prompt
+    from limr_trainer.evaluation.judges import LIMR_JUDGE
+    from limr_trainer.reward.pool import CheckerPool
     from limr_trainer.rollout import make_backend
     from limr_trainer.rollout.options import backend_options
     from limr_trainer.runtime.model import ModelSource, resolve_model
@@ -102,6 +88,8 @@ def _evaluate_arms(ctx: Context, benches: list[bench.Benchmark], pending: list[t
     model = ModelSource.of(job.spec)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
     system = job.spec.ppo.systemPrompt
+    stops = end_of_turn_ids(tokenizer)
+    benches = [dataclasses.replace(b, sampling=dataclasses.replace(b.sampling, stop_token_ids=stops)) for b in benches]
 
     def render(question: str) -> str:
         return render_prompt(tokenizer, question, system)
@@ -111,27 +99,25 @@ def _evaluate_arms(ctx: Context, benches: list[bench.Benchmark], pending: list[t
     done = 0
     device = "cuda" if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
     backend = make_backend(job.spec.rollout.backend, model, **backend_options(job.spec, device, "eval"))
+    paper_pool = CheckerPool(job.spec.reward.workers, check=LIMR_JUDGE)
+    paper_scorer = make_scorer(job, paper_pool)
     try:
         for arm, step in pending:
-            scratch = Path(tempfile.mkdtemp(prefix=f"limr-eval-{arm}-"))
-            try:
-                if step is not None:
-                    folder = fetch_final_model(storage, name, step, scratch)
-                    backend.update_weights(load_state_dict(folder))
-                # else: the base model, always first in `pending`, so no weights were loaded yet
+            if step is not None:  # the arm's trained policy, read where the engines run
+                final = ctx.storage.uri(layout.final_model_prefix(name, step).rstrip("/"))
+                backend.load_model(ModelSource(final, None, ctx.settings))
+            # else: the base model, always first in `pending`, so no weights were loaded yet
 
-                seen: dict[str, int] = {}
+            seen: dict[str, int] = {}
 
-                def progress(bench_name: str, n: int, of: int, _arm: str = arm, _base: int = done,
-                             _seen: dict[str, int] = seen) -> None:
-                    _seen[bench_name] = n
-                    ctx.emit(EVAL, "step", arm=_arm, benchmark=bench_name, done=_base + sum(_seen.values()),
-                             total=total)
+            def progress(bench_name: str, n: int, of: int, _arm: str = arm, _base: int = done,
+                         _seen: dict[str, int] = seen) -> None:
+                _seen[bench_name] = n
+                ctx.emit(EVAL, "step", arm=_arm, benchmark=bench_name, done=_base + sum(_seen.values()),
+                         total=total)
 
-                results = bench.evaluate(backend, benches, render, scorer, progress=progress)
-                done += sum(len(b.rows) for b in benches)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            results = bench.evaluate(backend, benches, render, scorer, progress=progress, paper_scorer=paper_scorer)
+            done += sum(len(b.rows) for b in benches)
             for r in results.values():
                 r.pop("per_question_correct", None)
             storage.put_json(layout.arm_result_key(name, arm), {
@@ -142,15 +128,25 @@ def _evaluate_arms(ctx: Context, benches: list[bench.Benchmark], pending: list[t
             })
     finally:
         backend.close()
+        paper_pool.close()
 
 
 def write_report(ctx: Context, results: dict[str, dict[str, Any]], bench_names: list[str]) -> dict[str, Any]:
-    """Results table (Markdown + JSON) and plots into `<job>/evaluation/report/`."""
+    """Results table (Markdown + JSON), what it means, and the plots, into `<job>/evaluation/report/`."""
     storage, name = ctx.storage, ctx.name
     rows = report.build_table(results, bench_names)
     notes = []
+    baseline = ctx.done_summary(plan.BASELINE.key) or {}
+    early = baseline.get("early_stop")
     if "full" in results and results["full"].get("model") == plan.BASELINE.key:
-        notes.append("full-data run = the baseline run (same data, recipe, seed and epochs as the retrain arms).")
+        notes.append("full-data run = the baseline run (same data, recipe, seed and epochs as the retrain arms)."
+                     if not (early and early.get("stopped_after_epoch")) else
+                     f"full-data run = the baseline run, ended by selection.earlyStop after epoch "
+                     f"{early['stopped_after_epoch']} of {early['epochs_planned']} (the retrain arms ran their epochs).")
+    if early:
+        from limr_trainer.pipeline.local import early_stop_text
+
+        notes.append("early selection: " + early_stop_text(early) + ".")
     sel = ctx.done_summary(plan.SELECTION.key)
     if sel:
         notes.append(
@@ -158,18 +154,30 @@ def write_report(ctx: Context, results: dict[str, dict[str, Any]], bench_names: 
             f"{sel.get('total')} questions ({sel.get('dropped')} dropped for missing epochs)."
         )
     prefix = layout.report_prefix(name)
-    md = report.render_markdown(rows, bench_names, f"LIMR results: {name}", notes)
-    storage.put_bytes(prefix + "report.md", md.encode())
-    metrics = {}
+    metrics, points, finals = {}, {}, {}
     for arm, res in results.items():
         step = res.get("model")
         if step and step != plan.BASE_ARM:
             key = layout.metrics_key(name, step)
             if storage.exists(key):
                 metrics[arm] = list(storage.iter_jsonl(key))
+            points[arm] = read_points(storage, name, step)
+            trained = (ctx.done_summary(step) or {}).get("steps")
+            average = next((r["average"] for r in rows if r["arm"] == arm), None)
+            if trained is not None and average is not None:
+                finals[arm] = (int(trained), float(average))
+    base = next((r["average"] for r in rows if r["arm"] == plan.BASE_ARM), None)
     storage.put_bytes(prefix + "training_reward.png", report.plot_reward_curves(report.reward_curves(metrics)))
-    plots = ["training_reward.png"] + copy_selection_plots(storage, name, prefix)
-    extra = {"job": name, "selection": sel, "results": results, "plots": plots}
+    curves = report.heldout_curves(points, finals, base)
+    storage.put_bytes(prefix + "heldout_accuracy.png", report.plot_heldout_curves(curves, base))
+    plots = ["heldout_accuracy.png", "training_reward.png"] + copy_selection_plots(storage, name, prefix)
+    md = report.render_markdown(rows, bench_names, f"LIMR results: {name}", notes)
+    md += "\n## What the table says\n\n" + report.reading(rows) + "\n"
+    md += "\n" + "\n".join(f"![{p.removesuffix('.png')}]({p})" for p in plots) + "\n"
+    storage.put_bytes(prefix + "report.md", md.encode())
+    extra = {"job": name, "selection": sel, "early_stop": early, "results": results, "plots": plots,
+             "heldout_curves": {arm: {"steps": xs, "accuracy": ys} for arm, (xs, ys) in curves.items()},
+             "reading": report.reading(rows)}
     storage.put_bytes(prefix + "report.json", report.report_json(rows, bench_names, extra).encode())
     return {"arms": [r["arm"] for r in rows], "report": storage.uri(prefix + "report.md"), "table": rows}
 

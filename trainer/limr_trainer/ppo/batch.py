@@ -67,3 +67,24 @@ def scalar_scores(results: list, spec_reward) -> torch.Tensor:
     """The job's reward levels (spec.reward) for each checker result."""
     return torch.tensor([spec_reward.correct if r.correct else spec_reward.formatError if r.format_error
                          else spec_reward.wrong for r in results], dtype=torch.float32)
+
+
+def plan_micro_batches(lengths: list[int], max_rows: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Row indices of each micro batch: rows sorted by length (longest first) and packed while the
+    micro batch holds at most `max_rows` rows and, when set, `max_tokens` tokens once padded to its
+    longest row. Similar lengths share a micro batch, so little compute goes to padding."""
+    if max_rows < 1:
+        raise ValueError("max_rows must be >= 1")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        fits_tokens = max_tokens is None or longest * (len(current) + 1) <= max_tokens
+        if current and (len(current) >= max_rows or not fits_tokens):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out

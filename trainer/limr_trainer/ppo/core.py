@@ -80,12 +80,16 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                clip: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped surrogate: mean over tokens of max(-A r, -A clip(r, 1-eps, 1+eps)); r = pi / pi_old."""
+                clip: float, tokens: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped surrogate: mean over tokens of max(-A r, -A clip(r, 1-eps, 1+eps)); r = pi / pi_old.
+
+    `tokens`: normalise by this many tokens instead (the micro batch's share of a larger batch's mean).
+    """
     ratio = torch.exp(logp - old_logp)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    worst = torch.maximum(unclipped, clipped)
+    loss = masked_mean(worst, mask) if tokens is None else token_normalized(worst, mask, tokens)
     with torch.no_grad():
         clipfrac = masked_mean((clipped > unclipped).float(), mask).item()
         approx_kl = masked_mean(old_logp - logp, mask).item()
@@ -93,15 +97,17 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float | None) -> tuple[torch.Tensor, dict[str, float]]:
+               clip: float | None, tokens: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """0.5 * mean of max((V - R)^2, (V_clipped - R)^2), V_clipped = V_old + clip(V - V_old, +-clip)."""
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return masked_mean(x, mask) if tokens is None else token_normalized(x, mask, tokens)
+
     unclipped = (values - returns) ** 2
     if clip is None:
-        loss = 0.5 * masked_mean(unclipped, mask)
-        return loss, {"value_clip_fraction": 0.0}
+        return 0.5 * mean(unclipped), {"value_clip_fraction": 0.0}
     clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
     clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = 0.5 * mean(torch.maximum(unclipped, clipped))
     with torch.no_grad():
         frac = masked_mean((clipped > unclipped).float(), mask).item()
     return loss, {"value_clip_fraction": frac}
@@ -182,3 +188,43 @@ def leave_one_out(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         n = values.numel()
         out[idx] = values - (values.sum() - values) / (n - 1) if n > 1 else values
     return out
+
+
+def token_normalized(per_token: torch.Tensor, mask: torch.Tensor, tokens: float) -> torch.Tensor:
+    """sum over masked tokens / `tokens`: a micro batch's share of a token mean over a larger batch."""
+    return masked_sum(per_token, mask) / max(float(tokens), 1.0)
+
+
+def chunked_logprobs(hidden: torch.Tensor, head: torch.nn.Module, tokens: torch.Tensor, chunk: int = 1024,
+                     entropy: bool = False, checkpoint: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log softmax(head(hidden))[token] per position, `chunk` positions at a time.
+
+    The full (batch, T, vocab) fp32 logits never exist at once: each chunk's logits are made, reduced
+    to the sampled token's log-probability (and entropy) and dropped. With `checkpoint` (training),
+    the backward pass recomputes each chunk's logits instead of keeping them.
+    """
+    from torch.utils.checkpoint import checkpoint as recompute
+
+    def piece(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(head(h).float(), dim=-1)
+        return logp.gather(-1, t.unsqueeze(-1)).squeeze(-1)
+
+    outs, ents = [], []
+    for start in range(0, hidden.shape[1], chunk):
+        h, t = hidden[:, start:start + chunk], tokens[:, start:start + chunk]
+        outs.append(recompute(piece, h, t, use_reentrant=False) if checkpoint else piece(h, t))
+        if entropy:
+            with torch.no_grad():
+                ents.append(entropy_from_logits(head(h)))
+    return torch.cat(outs, dim=1), (torch.cat(ents, dim=1) if entropy else None)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float, schedule: str = "cosine") -> float:
+    """Learning-rate multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then
+    cosine decay to `floor` at `total` steps (LIMR's cosine_with_min_lr), or constant."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -38,19 +38,33 @@ class Roles:
             self.rollout.close()
 
 
-def ds_train_config(ppo: Any, world: int, bf16: bool) -> dict:
-    """DeepSpeed config of a trained role with `world` ranks."""
+def optimizer_steps_per_ppo_step(ppo: Any) -> int:
+    """Each PPO step updates once per train batch of its rollouts, for every PPO epoch."""
+    return -(-(ppo.rolloutBatchSize * ppo.samplesPerPrompt) // ppo.trainBatchSize) * ppo.ppoEpochs
+
+
+def trained_role_options(spec: Any, world: int, device: str, total_ppo_steps: int) -> dict[str, Any]:
+    """DeepSpeed config, learning-rate schedule and micro-batch sizes of a trained role."""
     from limr_trainer.ppo.workers import ds_config
 
-    per_step = ppo.trainBatchSize // world
-    if ppo.trainBatchSize % world or per_step % ppo.microBatchSize:
-        raise ValueError(f"trainBatchSize {ppo.trainBatchSize} must split into {world} ranks x microBatchSize "
-                         f"{ppo.microBatchSize}")
-    return ds_config(ppo.zeroStage, ppo.microBatchSize, per_step // ppo.microBatchSize, world, ppo.maxGradNorm, bf16)
+    ppo = spec.ppo
+    if ppo.trainBatchSize % world:
+        raise ValueError(f"trainBatchSize {ppo.trainBatchSize} must split evenly into {world} ranks")
+    dtype = compute_dtype(spec, device)
+    return {
+        "config": ds_config(ppo.zeroStage, ppo.microBatchSize, world, ppo.maxGradNorm, dtype == "bfloat16",
+                            offload_optimizer=ppo.offloadOptimizer and device == "cuda"),
+        "schedule": {"warmup": ppo.warmupSteps, "total": total_ppo_steps * optimizer_steps_per_ppo_step(ppo),
+                     "floor": ppo.minLearningRateRatio, "kind": ppo.lrSchedule},
+        "micro": ppo.microBatchSize, "micro_tokens": ppo.microBatchTokens,
+        "gradient_checkpointing": ppo.gradientCheckpointing,
+    }
 
 
-def start_roles(spec: Any, model: ModelSource, device: str) -> Roles:
-    """Actor, critic (when needed), reference and the rollout backend, per the job's resources."""
+def start_roles(spec: Any, model: ModelSource, device: str, total_ppo_steps: int = 1) -> Roles:
+    """Actor, critic (when needed), reference and the rollout backend, per the job's resources.
+
+    `total_ppo_steps` sizes the learning-rate schedule (warm-up, then cosine to its floor)."""
     from limr_trainer.ppo.groups import RoleGroup
     from limr_trainer.ppo.workers import ActorWorker, CriticWorker, ReferenceWorker
     from limr_trainer.rollout import make_backend
@@ -59,23 +73,23 @@ def start_roles(spec: Any, model: ModelSource, device: str) -> Roles:
     ppo = spec.ppo
     dtype = compute_dtype(spec, device)
     env = worker_env()
-    bf16 = dtype == "bfloat16"
 
     def gpus(role: Any) -> float:
         return role.gpus if device == "cuda" else 0.0
 
     common = {"model": model, "dtype": dtype, "betas": ppo.adamBetas, "weight_decay": ppo.weightDecay, "seed": ppo.seed}
     actor = RoleGroup("actor", ActorWorker, ppo.actor.replicas, ppo.actor.cpus, gpus(ppo.actor), env,
-                      dict(common, lr=ppo.actorLearningRate, config=ds_train_config(ppo, ppo.actor.replicas, bf16)),
-                      wait=False)
+                      dict(common, lr=ppo.actorLearningRate,
+                           **trained_role_options(spec, ppo.actor.replicas, device, total_ppo_steps)), wait=False)
     critic = None
     if needs_critic(ppo.advantageEstimator):
         critic = RoleGroup("critic", CriticWorker, ppo.critic.replicas, ppo.critic.cpus, gpus(ppo.critic), env,
                            dict(common, lr=ppo.criticLearningRate,
-                                config=ds_train_config(ppo, ppo.critic.replicas, bf16)), wait=False)
+                                **trained_role_options(spec, ppo.critic.replicas, device, total_ppo_steps)),
+                           wait=False)
     reference = RoleGroup("reference", ReferenceWorker, ppo.reference.replicas, ppo.reference.cpus,
-                          gpus(ppo.reference), env, {"model": model, "dtype": dtype, "micro": ppo.microBatchSize},
-                          wait=False)
+                          gpus(ppo.reference), env, {"model": model, "dtype": dtype, "micro": ppo.microBatchSize,
+                                                     "micro_tokens": ppo.microBatchTokens}, wait=False)
     backend = make_backend(spec.rollout.backend, model, **backend_options(spec, device, "train"))
     groups = [g for g in (actor, critic, reference) if g is not None]
     for group in groups:

@@ -57,6 +57,43 @@ class Experience:
     results: list[Any] = field(default_factory=list)
     scores: torch.Tensor | None = None
 
+    def group_rewards(self) -> list[list[float]]:
+        out: list[list[float]] = []
+        i = 0
+        for comps in self.groups:
+            out.append([r.reward for r in self.results[i:i + len(comps)]])
+            i += len(comps)
+        return out
+
+    def take(self, groups: list[int]) -> Experience:
+        """The experience of only these prompt groups (in this order)."""
+        starts = [0]
+        for comps in self.groups:
+            starts.append(starts[-1] + len(comps))
+        flat_index = [j for g in groups for j in range(starts[g], starts[g + 1])]
+        return Experience(self.step, self.epoch, [self.rows[g] for g in groups], [self.groups[g] for g in groups],
+                          [self.flat[j] for j in flat_index], [self.results[j] for j in flat_index],
+                          None if self.scores is None else self.scores[flat_index])
+
+    def extend(self, other: Experience) -> Experience:
+        scores = None if self.scores is None or other.scores is None else torch.cat([self.scores, other.scores])
+        return Experience(self.step, self.epoch, self.rows + other.rows, self.groups + other.groups,
+                          self.flat + other.flat, self.results + other.results, scores)
+
+
+def uniform_groups(group_rewards: list[list[float]]) -> list[bool]:
+    """Which prompts' samples all got the same reward (no signal for a group-relative advantage)."""
+    return [len(set(rewards)) <= 1 for rewards in group_rewards]
+
+
+def dynamic_sample_choice(uniform: list[bool], want: int) -> tuple[list[int], int]:
+    """DAPO dynamic sampling: the first `want` groups with signal; when there are not enough, uniform
+    groups fill the remaining slots so the update keeps its size. Returns (groups, fillers used)."""
+    informative = [i for i, u in enumerate(uniform) if not u]
+    chosen = informative[:want]
+    fillers = [i for i, u in enumerate(uniform) if u][: want - len(chosen)]
+    return chosen + fillers, len(fillers)
+
 
 class PPOTrainer:
     """Train one step of a job; `fit()` resumes from the step's latest checkpoint when there is one."""
@@ -110,7 +147,13 @@ class PPOTrainer:
             exp = self.generate(step)
         with _timed(seconds, "reward"):
             self.score(exp)
-            self.record(exp)
+        sampling_stats: dict[str, float] = {}
+        if self.ppo.filterUniformGroups:
+            generated, exp, sampling_stats = self.dynamic_sampling(exp, seconds)
+        else:
+            generated = exp
+        with _timed(seconds, "reward"):
+            self.record(generated)
         with _timed(seconds, "forward"):
             batch, entropy = self.forward(exp)
         stats = self.advantages(batch, exp)
@@ -119,6 +162,7 @@ class PPOTrainer:
         with _timed(seconds, "sync"):
             self.roles.sync()
         seconds["total"] = time.perf_counter() - t0
+        stats.update(sampling_stats)
         row = self.log(exp, batch, entropy, stats, seconds)
         for hook in self.hooks:
             hook.after_step(self, step, row)
@@ -147,7 +191,7 @@ class PPOTrainer:
         from transformers import AutoTokenizer
 
         from limr_trainer.data.dataset import load_rows
-        from limr_trainer.data.prompts import render_prompt, truncate_prompt_ids
+        from limr_trainer.data.prompts import end_of_turn_ids, render_prompt, truncate_prompt_ids
         from limr_trainer.ppo.metrics import MetricsLog, Prometheus
         from limr_trainer.ppo.roles import start_roles
 
@@ -166,11 +210,12 @@ class PPOTrainer:
         self.model = ModelSource.of(self.spec)
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model))
         self.tokenizer = tokenizer
+        self.stop_ids = end_of_turn_ids(tokenizer)
         self.prompts = [tokenizer.decode(truncate_prompt_ids(
             tokenizer(render_prompt(tokenizer, r["prompt"], self.ppo.systemPrompt), add_special_tokens=False)["input_ids"],
             self.ppo.promptMaxLength)) for r in rows]
         self.device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
-        self.roles = start_roles(self.spec, self.model, self.device)
+        self.roles = start_roles(self.spec, self.model, self.device, self.plan.total_steps)
         self.metrics_log_cls, self.gauges = MetricsLog, Prometheus(self.name, self.step_key)
 
     def resume(self) -> int:
@@ -191,18 +236,51 @@ class PPOTrainer:
         return start
 
     # ---------------------------------------------------------------------------------- stages
-    def generate(self, step: int) -> Experience:
-        """Sample `samplesPerPrompt` responses for this step's prompts (seeded by seed, epoch, step)."""
+    def generate(self, step: int, indices: list[int] | None = None, round_: int = 0) -> Experience:
+        """Sample `samplesPerPrompt` responses for this step's prompts (seeded by seed, epoch, step and
+        the refill round), or for `indices` when given."""
         epoch = self.plan.epoch_of(step)
-        indices = self.plan.indices(step)
+        indices = self.plan.indices(step) if indices is None else indices
         ppo, sampling_spec = self.ppo, self.spec.rollout.sampling
+        seed = generation_seed(ppo.seed, epoch, step) + 7919 * round_
         sampling = SamplingConfig(n=ppo.samplesPerPrompt, temperature=sampling_spec.temperature,
                                   top_p=sampling_spec.topP, top_k=sampling_spec.topK,
-                                  max_tokens=ppo.generateMaxLength, seed=generation_seed(ppo.seed, epoch, step))
+                                  max_tokens=ppo.generateMaxLength, seed=seed, stop_token_ids=self.stop_ids)
         groups = self.roles.rollout.generate([self.prompts[i] for i in indices], sampling)
         rows = [self.rows[i] for i in indices]
         flat = [(row, k, c) for row, comps in zip(rows, groups) for k, c in enumerate(comps)]
         return Experience(step, epoch, rows, groups, flat)
+
+    def dynamic_sampling(self, exp: Experience, seconds: dict[str, float], rounds: int = 2
+                         ) -> tuple[Experience, Experience, dict[str, float]]:
+        """filterUniformGroups: replace prompts whose samples all scored the same by other prompts
+        (a seeded draw from the rest of the dataset, up to `rounds` extra generations). Every rollout
+        generated is recorded; the update uses the groups with signal. Returns (all generated, the
+        training experience, statistics)."""
+        import random
+
+        want = len(exp.rows)
+        generated = exp
+        used = {r["id"] for r in exp.rows}
+        pool = [i for i in range(len(self.rows)) if self.rows[i]["id"] not in used]
+        random.Random(generation_seed(self.ppo.seed, exp.epoch, exp.step)).shuffle(pool)
+        done_rounds = 0
+        for round_ in range(1, rounds + 1):
+            missing = uniform_groups(generated.group_rewards()).count(False)
+            if missing >= want or not pool:
+                break
+            extra_idx, pool = pool[: want - missing], pool[want - missing:]
+            with _timed(seconds, "generate"):
+                extra = self.generate(exp.step, extra_idx, round_)
+            with _timed(seconds, "reward"):
+                self.score(extra)
+            generated = generated.extend(extra)
+            done_rounds = round_
+        uniform = uniform_groups(generated.group_rewards())
+        chosen, fillers = dynamic_sample_choice(uniform, want)
+        stats = {"uniform_groups": float(sum(uniform[:want])), "refill_rounds": float(done_rounds),
+                 "uniform_fillers": float(fillers)}
+        return generated, generated.take(chosen), stats
 
     def score(self, exp: Experience) -> None:
         """The rule reward of every response (checker pool, per-answer timeout), as PPO scores."""
@@ -253,18 +331,24 @@ class PPOTrainer:
             del batch["group_ids"]  # per sample, not per token: the workers need none
 
     def train(self, batch: dict[str, torch.Tensor], exp: Experience) -> dict[str, float]:
-        """`ppoEpochs` passes over the shuffled batch; actor (and critic) update in parallel."""
+        """`ppoEpochs` passes over the shuffled batch, one optimizer step per `trainBatchSize`
+        experiences (each split over the ranks); actor and critic update in parallel."""
         import ray
 
-        stats: dict[str, float] = {}
+        per_update: list[dict[str, float]] = []
+        n, size = len(exp.flat), self.ppo.trainBatchSize
         for ppo_epoch in range(self.ppo.ppoEpochs):
-            order = torch.randperm(len(exp.flat), generator=torch.Generator().manual_seed(
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(
                 generation_seed(self.ppo.seed, exp.epoch, exp.step) + ppo_epoch))
-            shuffled = {k: v[order] for k, v in batch.items()}
-            refs = self.roles.actor.scatter_async("train", shuffled, self.ppo.clipRange)
-            if self.roles.critic is not None:
-                refs += self.roles.critic.scatter_async("train", shuffled, self.ppo.valueClipRange)
-            stats.update(_mean_over_ranks(ray.get(refs)))
+            for start in range(0, n, size):
+                rows = order[start:start + size]
+                part = {k: v[rows] for k, v in batch.items()}
+                refs = self.roles.actor.scatter_async("train", part, self.ppo.clipRange)
+                if self.roles.critic is not None:
+                    refs += self.roles.critic.scatter_async("train", part, self.ppo.valueClipRange)
+                per_update.append(_mean_over_ranks(ray.get(refs)))
+        stats = _mean_over_ranks(per_update)
+        stats["optimizer_steps"] = len(per_update)
         return stats
 
     def log(self, exp: Experience, batch: dict[str, torch.Tensor], entropy: torch.Tensor, stats: dict[str, float],

@@ -23,6 +23,7 @@ class SamplingConfig:
     max_tokens: int = 64
     seed: int | None = None
     logprobs: bool = False  # return the sampled tokens' logprobs
+    stop_token_ids: tuple[int, ...] = ()  # end of turn: generation stops after the first of these
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Completion:
     text: str
     token_ids: list[int]
     prompt_token_ids: list[int]
-    truncated: bool  # stopped by max_tokens, not by EOS
+    truncated: bool  # stopped by max_tokens, not by an end-of-turn token
     logprobs: list[float] | None = field(default=None)
 
 
@@ -46,6 +47,11 @@ class RolloutBackend(ABC):
     @abstractmethod
     def update_weights(self, state_dict: dict) -> None:
         """Load the actor's current weights (name -> tensor, HF names) into every engine."""
+
+    @abstractmethod
+    def load_model(self, model) -> None:
+        """Reload all weights from another checkpoint of the same model (a `ModelSource` or folder),
+        resolved where the engines run; evaluation switches arms this way."""
 
     def prompt_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
         """Logprobs the engine assigns to `response_ids` after `prompt_ids` (for checks and tests)."""

@@ -42,15 +42,17 @@ class HFBackend(RolloutBackend):
                     do_sample=not greedy, temperature=None if greedy else sampling.temperature,
                     top_p=None if greedy else sampling.top_p,
                     top_k=None if greedy or sampling.top_k < 0 else sampling.top_k,
-                    eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                    eos_token_id=list(sampling.stop_token_ids) or tok.eos_token_id, pad_token_id=tok.pad_token_id,
                     output_scores=sampling.logprobs, return_dict_in_generate=True,
                 )
             torch.random.set_rng_state(generator_state)
             comps = []
+            stops = set(sampling.stop_token_ids) or {tok.eos_token_id}
             for row in range(sampling.n):
                 new = out.sequences[row, len(prompt_ids):].tolist()
-                ended = tok.eos_token_id in new
-                new = new[: new.index(tok.eos_token_id) + 1] if ended else new
+                end = next((i for i, t in enumerate(new) if t in stops), None)
+                ended = end is not None
+                new = new[: end + 1] if ended else new
                 logprobs = None
                 if sampling.logprobs:
                     logprobs = [float(out.scores[t][row].log_softmax(-1)[tok_id]) for t, tok_id in enumerate(new)]
@@ -61,6 +63,12 @@ class HFBackend(RolloutBackend):
 
     def update_weights(self, state_dict: dict) -> None:
         self.model.load_state_dict(state_dict, strict=False)
+
+    def load_model(self, model: ModelSource | str) -> None:
+        from transformers import AutoModelForCausalLM
+
+        other = AutoModelForCausalLM.from_pretrained(resolve_model(as_source(model)), dtype=self.model.dtype)
+        self.model.load_state_dict(other.state_dict(), strict=False)
 
     def prompt_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
         torch = self.torch

@@ -9,7 +9,6 @@ workers through `collective_rpc` (see `vllm_worker_ext`).
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 from limr_trainer.rollout.base import Completion, RolloutBackend, SamplingConfig
@@ -62,13 +61,23 @@ class VLLMEngine:
         """Whether the model ties its embeddings (the sender leaves lm_head out then)."""
         return self.tied
 
+    def process_info(self) -> dict[str, Any]:
+        """This engine's process and its children (vLLM's engine core may run in one), for benchmarks."""
+        import psutil
+        import ray
+
+        me = psutil.Process()
+        return {"pid": me.pid, "children": [c.pid for c in me.children(recursive=True)],
+                "node": ray.util.get_node_ip_address()}
+
     def generate(self, prompts: list[str], sampling: dict, offset: int) -> list[list[dict]]:
         from vllm import SamplingParams
 
         params = [SamplingParams(n=sampling["n"], temperature=sampling["temperature"], top_p=sampling["top_p"],
                                  top_k=sampling["top_k"], max_tokens=sampling["max_tokens"],
                                  seed=prompt_seed(sampling["seed"], offset + i),
-                                 logprobs=0 if sampling["logprobs"] else None)
+                                 logprobs=0 if sampling["logprobs"] else None,
+                                 stop_token_ids=list(sampling["stop_token_ids"]) or None)
                   for i in range(len(prompts))]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         result = []
@@ -94,28 +103,24 @@ class VLLMEngine:
 
     # ---- weight sync entry points (see weight_sync.py for the sender side) ----------------------
     def load_weights_bytes(self, data: bytes) -> int:
-        """CPU / any: safetensors bytes from the actor, via a local /dev/shm file to the workers."""
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="limr-weights-", suffix=".safetensors", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            counts = self.llm.collective_rpc("limr_load_file", args=(path, self.tied))
-        finally:
-            os.unlink(path)
+        """CPU / any: safetensors bytes from the actor, loaded by the workers from memory."""
+        counts = self.llm.collective_rpc("limr_load_bytes", args=(data, self.tied))
         self.llm.reset_prefix_cache()
         return int(counts[0])
+
+    def load_model(self, model: ModelSource | str) -> bool:
+        """Reload every weight from another checkpoint of the same architecture (an arm's final model),
+        resolved on this engine's host and read by vLLM from that folder (no /dev/shm staging)."""
+        folder = resolve_model(as_source(model))
+        self.llm.collective_rpc("limr_load_folder", args=(folder, self.tied))
+        self.llm.reset_prefix_cache()
+        return True
 
     def init_weight_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int) -> None:
         self.llm.collective_rpc("limr_init_group", args=(master_address, master_port, rank_offset, world_size))
 
-    def receive_broadcast(self, meta: list, tied: bool | None = None) -> int:
-        counts = self.llm.collective_rpc("limr_receive_broadcast", args=(meta, self.tied if tied is None else tied))
-        self.llm.reset_prefix_cache()
-        return int(counts[0])
-
-    def load_ipc(self, handles: dict) -> int:
-        counts = self.llm.collective_rpc("limr_load_ipc", args=(handles, self.tied))
+    def receive_broadcast(self, meta: list) -> int:
+        counts = self.llm.collective_rpc("limr_receive_broadcast", args=(meta, self.tied))
         self.llm.reset_prefix_cache()
         return int(counts[0])
 
@@ -164,7 +169,8 @@ class VLLMBackend(RolloutBackend):
         import ray
 
         payload = {"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-                       "max_tokens": sampling.max_tokens, "seed": sampling.seed, "logprobs": sampling.logprobs}
+                   "max_tokens": sampling.max_tokens, "seed": sampling.seed, "logprobs": sampling.logprobs,
+                   "stop_token_ids": list(sampling.stop_token_ids)}
         size = -(-len(prompts) // len(self.engines)) if prompts else 0
         refs = [e.generate.remote(prompts[i * size:(i + 1) * size], payload, i * size)
                 for i, e in enumerate(self.engines) if prompts[i * size:(i + 1) * size]]
@@ -176,6 +182,12 @@ class VLLMBackend(RolloutBackend):
 
         ref = ray.put(state_dict_bytes(state_dict, self.tied))
         ray.get([e.load_weights_bytes.remote(ref) for e in self.engines])
+
+    def load_model(self, model: ModelSource | str) -> None:
+        """Every engine reloads its weights from `model` (resolved on each engine's host)."""
+        import ray
+
+        ray.get([e.load_model.remote(model) for e in self.engines])
 
     def prompt_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
         import ray

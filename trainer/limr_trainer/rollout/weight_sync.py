@@ -1,16 +1,18 @@
 """How the actor's updated weights reach the rollout engines, behind one small interface.
 
-The driver calls `sync.push(actor_group, engines)` after every policy update. Sender-side work
-runs in the actor's ranks (methods of `ppo.workers.ActorWorker`); receiver-side work runs in the
-engines' vLLM workers (`vllm_worker_ext.WeightSyncExtension`).
+The driver calls `sync.push(actor_group, engines)` after every policy update. Sender-side work runs
+in the actor's ranks (`ppo.workers.ActorWorker`); receiver-side work in the engines' vLLM workers
+(`vllm_worker_ext.WeightSyncExtension`). Neither side ever holds a second copy of the model:
 
-- `rpc` (CPU, or any cluster): rank 0 serialises the full state dict (safetensors bytes) into the
-  Ray object store once; every engine fetches it and reloads through `collective_rpc`.
-- `nccl` (GPU): rank 0 and every engine worker form one NCCL group at setup; each sync broadcasts
-  tensor by tensor, no host copies.
-- `ipc` (GPU, actor and engines sharing GPUs): each rank exports CUDA IPC handles of its full
-  parameters; engine workers on the same GPU (matched by device UUID) map them without copies.
-With ZeRO-3 every rank joins the parameter gathers, so the sender methods run on all ranks.
+- `nccl` (GPU): rank 0 of the actor and every engine worker form one NCCL group at setup. Each push
+  streams the model parameter by parameter: the actor gathers one parameter (ZeRO-3: all ranks take
+  part), rank 0 broadcasts it, and each engine worker hands it to vLLM's `reload_weights` as the
+  next item of a generator, so it is loaded before the next one arrives. The (name, dtype, shape)
+  list is computed once and cached. Both ends refuse a disabled communicator (vLLM's PyNccl turns
+  every collective into a silent no-op when NCCL fails to load).
+- `rpc` (CPU, or any cluster): rank 0 serialises the policy (safetensors bytes) into the Ray object
+  store once; every engine fetches it and loads it through `collective_rpc`, from memory.
+There is no CUDA-IPC path: engines never share an actor's GPU in this trainer.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RPCWeightSync(WeightSync):
 class NCCLWeightSync(WeightSync):
     def __init__(self, tensor_parallel_size: int = 1):
         self.tp = tensor_parallel_size
+        self.meta: list | None = None
 
     def setup(self, actor_group, engines) -> None:
         import ray
@@ -53,20 +56,13 @@ class NCCLWeightSync(WeightSync):
     def push(self, actor_group, engines) -> None:
         import ray
 
-        meta = ray.get(actor_group.call_async("weights_meta"))[0]
-        receivers = [e.receive_broadcast.remote(meta) for e in engines]
-        ray.get(actor_group.call_async("broadcast_weights") + receivers)
-
-
-class IPCWeightSync(WeightSync):
-    def push(self, actor_group, engines) -> None:
-        import ray
-
-        handles: dict[str, dict] = {}
-        for part in ray.get(actor_group.call_async("weights_ipc_handles")):
-            handles.update(part)  # device uuid -> {name: handle}
-        ray.get([e.load_ipc.remote(handles) for e in engines])
-        ray.get(actor_group.call_async("release_ipc"))
+        if self.meta is None:  # every rank gathers once (ZeRO-3) to describe the parameters, then never again
+            self.meta = ray.get(actor_group.call_async("weights_meta"))[0]
+        receivers = [e.receive_broadcast.remote(self.meta) for e in engines]
+        sent = ray.get(actor_group.call_async("broadcast_weights"))[0]
+        got = ray.get(receivers)
+        if any(n != sent for n in got):
+            raise RuntimeError(f"weight sync: the actor sent {sent} tensors, engines received {got}")
 
 
 def make_weight_sync(kind: str, device: str, tensor_parallel_size: int = 1) -> WeightSync:
@@ -79,35 +75,33 @@ def make_weight_sync(kind: str, device: str, tensor_parallel_size: int = 1) -> W
         raise ValueError(f"weightSync {kind!r} needs GPUs; use rpc (or auto) on CPU clusters")
     if kind == "nccl":
         return NCCLWeightSync(tensor_parallel_size)
-    if kind == "ipc":
-        return IPCWeightSync()
-    raise ValueError(f"unknown weightSync {kind!r}")
+    raise ValueError(f"unknown weightSync {kind!r}: expected auto, nccl or rpc")
 
 
-# ---------------------------------------------------------------------- sender side (actor ranks)
+# ---------------------------------------------------------------------- both sides of the NCCL group
+
+
+def checked_communicator(group: Any, device: Any) -> Any:
+    """A PyNcclCommunicator that really communicates (vLLM disables it silently when NCCL is missing,
+    the group has one member, or VLLM_DISABLE_PYNCCL is set)."""
+    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+
+    comm = PyNcclCommunicator(group, device=device)
+    if getattr(comm, "disabled", False) or not getattr(comm, "available", True):
+        raise RuntimeError("the NCCL weight-sync communicator is disabled (NCCL library not loaded, "
+                           "VLLM_DISABLE_PYNCCL set, or a group of one): refusing to broadcast into nothing")
+    return comm
 
 
 def nccl_sender(address: str, port: int, world_size: int, device) -> Any:
     """Rank 0 of the weight group (the engines' workers are ranks 1..)."""
-    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
     from vllm.distributed.utils import StatelessProcessGroup
 
     group = StatelessProcessGroup.create(host=address, port=port, rank=0, world_size=world_size)
-    return PyNcclCommunicator(group, device=device)
+    return checked_communicator(group, device)
 
 
-def broadcast_state(comm: Any, state: dict) -> None:
+def broadcast_tensor(comm: Any, tensor: Any) -> None:
     import torch
 
-    for tensor in state.values():
-        comm.broadcast(tensor.contiguous(), src=0, stream=torch.cuda.current_stream())
-    torch.cuda.synchronize()
-
-
-def ipc_handles(state: dict) -> dict[str, dict]:
-    """{device uuid: {name: (rebuild_fn, args)}} for tensors on this rank's GPU."""
-    import torch
-    from torch.multiprocessing.reductions import reduce_tensor
-
-    uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
-    return {uuid: {name: reduce_tensor(t.detach().contiguous()) for name, t in state.items()}}
+    comm.broadcast(tensor.contiguous(), src=0, stream=torch.cuda.current_stream())

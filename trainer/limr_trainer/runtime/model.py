@@ -68,8 +68,11 @@ def resolve_model(source: ModelSource, progress: Any = None) -> str:
         return str(_toy(source.name, progress))
     if source.name.startswith("s3://"):
         return str(_from_s3(source))
-    if os.path.isdir(source.name):
-        return source.name
+    local = source.name.removeprefix("file://")
+    if os.path.isdir(local):
+        return local
+    if source.name.startswith("file://"):
+        raise FileNotFoundError(f"{source.name}: no such folder on this host")
     return _from_hub(source)
 
 

@@ -90,6 +90,9 @@ class _Echo(RolloutBackend):
     def update_weights(self, state_dict):
         pass
 
+    def load_model(self, model):
+        pass
+
     def close(self):
         pass
 
