@@ -227,20 +227,25 @@ def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, li
     # A child seen before and gone now (a TTL deleted it): its step's _DONE.json decides the attempt.
     done = {key: _read_storage(f"done-{key}", exists, done_uri(job.spec, name, key), job, namespace, memo,
                                logger, 0) for key in vanished_steps(job, status, observed)}
-    # Refused creates are answered in further passes from the status the last pass left (a 400/422
-    # fails that attempt and starts the next one, a 403 becomes a condition), at most MAX_PASSES.
-    current, refused = status, {}
+    # Creates the API server refuses are answered by another pass from the status the last pass left
+    # (a 400/422 fails that attempt and starts the next one; a 403 is a condition, tried again), until
+    # the refusals a pass assumed are the ones it got, at most MAX_PASSES. The 403s carry over to the
+    # next tick, so a standing refusal neither flaps the condition nor repeats its Warning.
+    current, assumed = status, memo.get("refused", {})
     events, transitions, retries = [], [], []
     for _ in range(MAX_PASSES):
-        result = reconcile(job, uid, generation, current, observed, now, summary, latest, refused, done,
+        result = reconcile(job, uid, generation, current, observed, now, summary, latest, assumed, done,
                            DEADLINE_GRACE)
         events += result.events
         transitions += result.transitions
         retries += result.retries
-        refused = _apply_all(result.actions, logger)
+        got = _apply_all(result.actions, logger)
         current, summary = result.status, None
-        if not refused:
+        settled = _kinds(got) == _kinds(assumed)
+        assumed = got
+        if settled:
             break
+    memo["refused"] = assumed
     patch = status_patch(status, current)
     if patch:
         if not kube.patch_status(namespace, name, patch):
@@ -249,6 +254,10 @@ def _reconcile_locked(body, uid, name, namespace, memo, logger, limr_rayjobs, li
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
     _update_metrics(namespace, name, current, transitions, retries, now)
+
+
+def _kinds(refused: dict[str, Refusal]) -> dict[str, tuple[int, str]]:
+    return {name: (r.code, r.kind) for name, r in refused.items()}
 
 
 def _apply_all(actions: list[Any], logger: Any) -> dict[str, Refusal]:

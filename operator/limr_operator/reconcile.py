@@ -9,9 +9,9 @@ What the real controllers do to children, and how reconcile takes it:
 - a child that was seen (its uid is in status) and is gone was deleted by a TTL (the Selection
   Job's ttlSecondsAfterFinished, or KubeRay deleting a finished RayJob) or by someone: it is never
   created again; the step's `_DONE.json` in storage decides whether the attempt succeeded;
-- a create the API server refuses (`refused`): 400/422 (invalid, e.g. an admission policy) and a
-  409 for a name another owner holds fail the attempt; 403 (RBAC, quota, a webhook) is a Degraded
-  condition and a Warning, retried on every tick;
+- a create the API server refused (`refused`, from applying the last actions): 400/422 (invalid,
+  e.g. an admission policy) and a 409 for a name another owner holds fail the attempt; 403 (RBAC,
+  quota, a webhook) is a Degraded condition and one Warning, and the create is tried again;
 - the deadline backstop counts from the child's `status.startTime` (KubeRay and the job
   controller reset it on every resume), so time queued in Kueue or suspended does not count;
 - with a Kueue queue, spec.suspend deactivates the child's Workload (`spec.active: false`)
@@ -270,6 +270,8 @@ class _Reconciler:
         old = next((c for c in self.old.conditions if c.type == "Degraded"), None)
         if old is None or old.status != "True" or old.message != clip(self.degraded.message):
             self.event("Warning", reason, self.degraded.message)  # once per distinct refusal
+        if not self.spec.suspend:
+            self.create_attempt(step, ps.attempts)  # and try again
 
     def deadline_exceeded(self, obj: dict[str, Any]) -> bool:
         """The backstop of KubeRay's (and the job controller's) own activeDeadlineSeconds, counted
