@@ -302,6 +302,36 @@ BAD: list[Bad] = [
         "spec.selection.size: size applies to strategy random only",
     ),
     Bad(
+        "early-stop-without-baseline",
+        {"spec.baseline.enabled": False, "spec.baseline.recordsUri": "s3://old/run", "spec.selection.earlyStop": {}},
+        "spec.selection: selection.earlyStop ends the baseline run early",
+        "spec.selection: selection.earlyStop ends the baseline run early",
+    ),
+    Bad(
+        "early-stop-never-early",
+        {"spec.baseline.epochs": 4, "spec.selection.earlyStop": {"minEpochs": 4}},
+        "spec.selection: selection.earlyStop.minEpochs must be below baseline.epochs",
+        "spec.selection: selection.earlyStop.minEpochs must be below baseline.epochs",
+    ),
+    Bad(
+        "early-stop-random",
+        {"spec.selection.strategy": "random", "spec.selection.earlyStop": {"minEpochs": 2}},
+        "spec.selection.earlyStop: earlyStop waits for the lim or linear selection to settle",
+        "spec.selection.earlyStop: earlyStop waits for the lim or linear selection to settle",
+    ),
+    Bad(
+        "early-stop-jaccard-above-1",
+        {"spec.selection.earlyStop": {"minJaccard": 1.5}},
+        "spec.selection.earlyStop.minJaccard: Input should be less than or equal to 1",
+        "spec.selection.earlyStop.minJaccard: 1.5 is greater than the maximum of 1",
+    ),
+    Bad(
+        "every-steps-zero",
+        {"spec.evaluation.everySteps": 0},
+        "spec.evaluation.everySteps: Input should be greater than or equal to 1",
+        "spec.evaluation.everySteps: 0 is less than the minimum of 1",
+    ),
+    Bad(
         "repeated-comparison",
         {"spec.retrain.comparisons": ["random", "random"]},
         "spec.retrain.comparisons: comparisons must not repeat an arm",
@@ -524,6 +554,10 @@ GOOD: dict[str, dict[str, Any]] = {
         BASE, {"spec.baseline.enabled": False, "spec.selection.enabled": False, "spec.retrain.enabled": False}
     ),
     "linear-threshold": edit(BASE, {"spec.selection.strategy": "linear", "spec.selection.threshold": 0.7}),
+    "early-selection": edit(BASE, {
+        "spec.selection.earlyStop": {"minEpochs": 3, "stableEpochs": 2, "minJaccard": 0.9, "observeOnly": True},
+        "spec.evaluation.everySteps": 8,
+    }),
     "lim-negative-threshold": edit(BASE, {"spec.selection.threshold": -0.5}),
     # edges the API server accepts (issue 14.8: not stricter than the server either)
     "server-edges": edit(BASE, {

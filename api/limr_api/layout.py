@@ -9,6 +9,8 @@ its object instead of adding a duplicate. `<step>` is a step key of `limr_api.pl
     <job>/<step>/checkpoints/final/actor_hf/              the trained policy (Hugging Face folder)
     <job>/<step>/logs/attempt-N.log                       driver output of attempt N, as it runs
     <job>/<step>/_DONE.json                               the step's summary, written last
+    <job>/<step>/heldout.jsonl                            held-out accuracy every evaluation.everySteps steps
+    <job>/<step>/early-selection/epoch=EEEE.json          the selection after data epoch EEEE (earlyStop)
     <job>/selection/{summary.json, scores.jsonl, selected.json, arms/<arm>.json, *.png}
     <job>/evaluation/arms/<arm>.json, <job>/evaluation/report/{report.md, report.json, *.png}
 """
@@ -118,6 +120,24 @@ def final_model_prefix(job: str, step: str) -> str:
 def metrics_key(job: str, step: str) -> str:
     """`<job>/<step>/metrics.jsonl`: one line of metrics per PPO step."""
     return step_prefix(job, step) + METRICS_FILE
+
+
+HELDOUT_FILE = "heldout.jsonl"
+
+
+def heldout_key(job: str, step: str) -> str:
+    """`<job>/<step>/heldout.jsonl`: one line per held-out evaluation during training (evaluation.everySteps)."""
+    return step_prefix(job, step) + HELDOUT_FILE
+
+
+def early_selection_prefix(job: str, step: str) -> str:
+    """`<job>/<step>/early-selection/`: the selections recomputed after each data epoch (selection.earlyStop)."""
+    return step_prefix(job, step) + "early-selection/"
+
+
+def early_selection_key(job: str, step: str, epoch: int) -> str:
+    """`<job>/<step>/early-selection/epoch=EEEE.json`: the selection from data epochs 0..EEEE (0-based)."""
+    return f"{early_selection_prefix(job, step)}epoch={_check_int('epoch', epoch, MAX_EPOCH):04d}.json"
 
 
 def log_key(job: str, step: str, attempt: int) -> str:

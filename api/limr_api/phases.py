@@ -24,6 +24,31 @@ class BaselineSpec(Strict):
     )
 
 
+class EarlyStopSpec(Strict):
+    """End the Baseline once the selection has settled (early selection).
+
+    After every baseline epoch k the selection is recomputed from the records of epochs 1..k; the
+    baseline stops after epoch k when k >= minEpochs and each of the last stableEpochs selections
+    overlaps the one before it by at least minJaccard (|A & B| / |A | B|). The Selection then
+    scores the epochs that ran."""
+
+    minEpochs: int = Field(default=3, ge=1, le=1000, description="Epochs to run before the baseline may stop.")
+    stableEpochs: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Consecutive epochs whose selection must overlap the previous epoch's by minJaccard.",
+    )
+    minJaccard: float = Field(
+        default=0.9, ge=0, le=1, description="Jaccard overlap with the previous epoch's selection that counts as stable."
+    )
+    observeOnly: bool = Field(
+        default=False,
+        description="Record the per-epoch selections and the epoch the rule would stop at, but train every "
+        "epoch (to measure what stopping would cost).",
+    )
+
+
 class SelectionSpec(Strict):
     """LIM scoring and thresholding of the baseline trajectories."""
 
@@ -41,6 +66,11 @@ class SelectionSpec(Strict):
         description="Subset size for random (default: the number LIM selects).",
     )
     seed: int = Field(default=0, ge=0, le=INT32_MAX, description="Seed of the random strategy.")
+    earlyStop: EarlyStopSpec | None = Field(
+        default=None,
+        description="Recompute the selection after every baseline epoch and end the baseline once it is "
+        "stable (unset: the baseline runs all its epochs).",
+    )
 
     def resolved_threshold(self) -> float:
         if self.threshold is not None:
@@ -102,4 +132,11 @@ class EvaluationSpec(Strict):
     maxNewTokens: int = Field(default=3072, ge=1, le=1_048_576, description="Generation budget per answer.")
     includeBaseModel: bool = Field(
         default=True, description="Also evaluate the base model (first table row)."
+    )
+    everySteps: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Also evaluate the policy being trained on the benchmarks every N PPO steps of each "
+        "training step (the report plots held-out accuracy against step); unset: final models only.",
     )

@@ -216,6 +216,28 @@ RULES: list[Rule] = [
         field="size",
     ),
     Rule(
+        "",
+        "!has(self.selection.earlyStop) || self.baseline.enabled",
+        "selection.earlyStop ends the baseline run early: enable baseline (records from recordsUri are "
+        "used as they are)",
+        lambda s: s.selection.earlyStop is None or s.baseline.enabled,
+        field="selection",
+    ),
+    Rule(
+        "",
+        "!has(self.selection.earlyStop) || self.selection.earlyStop.minEpochs < self.baseline.epochs",
+        "selection.earlyStop.minEpochs must be below baseline.epochs (else the baseline can never stop early)",
+        lambda s: s.selection.earlyStop is None or s.selection.earlyStop.minEpochs < s.baseline.epochs,
+        field="selection",
+    ),
+    Rule(
+        "selection",
+        "self.strategy != 'random' || !has(self.earlyStop)",
+        "earlyStop waits for the lim or linear selection to settle; a random selection has no trajectories",
+        lambda s: s.strategy != "random" or s.earlyStop is None,
+        field="earlyStop",
+    ),
+    Rule(
         "retrain",
         "self.comparisons.all(c, self.comparisons.filter(d, d == c).size() == 1)",
         "comparisons must not repeat an arm",
