@@ -131,3 +131,111 @@ def _png(fig: Any) -> bytes:
 def report_json(rows: Sequence[Mapping[str, Any]], benchmarks: Sequence[str], extra: Mapping[str, Any]) -> str:
     """The machine-readable report (same numbers as the Markdown, accuracies as fractions)."""
     return json.dumps({"benchmarks": list(benchmarks), "rows": list(rows), **extra}, indent=2) + "\n"
+
+
+# ------------------------------------------------------------------ held-out accuracy during training
+
+
+def heldout_curves(
+    points: Mapping[str, Sequence[Mapping[str, Any]]],
+    finals: Mapping[str, tuple[int, float]],
+    base: float | None = None,
+) -> dict[str, tuple[list[int], list[float]]]:
+    """(PPO step, held-out accuracy) per arm: the base model's accuracy at step 0 (when known), the
+    points evaluated during training (`heldout.jsonl`), and the final model's accuracy from the
+    Evaluation step at its last step (`finals[arm] = (steps, accuracy)`), which wins over a point
+    of the same step (same questions and sampling, the exported weights)."""
+    curves = {}
+    for arm in [a for a in REPORT_ORDER if a in points or a in finals] + sorted(
+        set(points) | set(finals) - set(REPORT_ORDER)
+    ):
+        if arm == "base":
+            continue
+        xy: dict[int, float] = {} if base is None else {0: base}
+        for p in points.get(arm, ()):
+            xy[int(p["step"])] = float(p["average"])
+        if arm in finals:
+            xy[int(finals[arm][0])] = float(finals[arm][1])
+        if len(xy) > (0 if base is None else 1):
+            steps = sorted(xy)
+            curves[arm] = (steps, [xy[s] for s in steps])
+    return curves
+
+
+def plot_heldout_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], base: float | None) -> bytes:
+    """PNG of held-out accuracy (percent) against PPO step, one line per arm, the base model dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, (steps, values) in curves.items():
+        ax.plot(steps, [100 * v for v in values], marker=".", label=ARM_LABELS.get(arm, arm))
+    if base is not None:
+        ax.axhline(100 * base, color="grey", linestyle="--", linewidth=1, label=ARM_LABELS["base"])
+    ax.set_xlabel("PPO step")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("Held-out accuracy during training")
+    ax.grid(alpha=0.3)
+    if curves or base is not None:
+        ax.legend()
+    return _png(fig)
+
+
+# ------------------------------------------------------------------------- the table, in words
+
+# The paper's Table 1 (Qwen2.5-Math-7B, MATH-8.5K; average of AIME24, MATH500, AMC23), as in README.md.
+PAPER_TABLE1 = {
+    "base": (0, 40.5),
+    "full": (8523, 57.0),
+    "random": (1389, 49.4),
+    "linear": (1138, 54.9),
+    "lim": (1389, 58.1),
+}
+
+
+def reading(rows: Sequence[Mapping[str, Any]], seeds: int = 1) -> str:
+    """One paragraph: what the table's averages say, side by side with the paper's Table 1."""
+    avg = {r["arm"]: r["average"] for r in rows if r.get("average") is not None}
+    used = {r["arm"]: r.get("questions") for r in rows}
+    pct = {arm: 100.0 * v for arm, v in avg.items()}
+    paper = {arm: v for arm, (_, v) in PAPER_TABLE1.items()}
+    said = [
+        (
+            "Each row is the same base model after PPO on a different set of training questions, scored on "
+            "held-out questions none of them trained on."
+        )
+    ]
+    if "full" in pct and "base" in pct:
+        said.append(
+            f"Training on all questions moves the base model from {pct['base']:.1f}% to {pct['full']:.1f}% "
+            f"({pct['full'] - pct['base']:+.1f} points; paper: {paper['base']} to {paper['full']}, "
+            f"{paper['full'] - paper['base']:+.1f})."
+        )
+    if "lim" in pct and "full" in pct and used.get("lim") and used.get("full"):
+        share = 100.0 * used["lim"] / used["full"]
+        ratio = 100.0 * pct["lim"] / pct["full"] if pct["full"] else float("nan")
+        said.append(
+            f"The LIM subset ({used['lim']} of {used['full']} questions, {share:.0f}%) reaches {pct['lim']:.1f}%, "
+            f"{ratio:.0f}% of the full-data run (paper: 1,389 of 8,523, 16%, reaches {paper['lim']}, "
+            f"{100 * paper['lim'] / paper['full']:.0f}% of full)."
+        )
+    if "lim" in pct and "random" in pct:
+        said.append(
+            f"A random subset of the same size reaches {pct['random']:.1f}% (LIM {pct['lim'] - pct['random']:+.1f} "
+            f"points; paper: {paper['random']}, LIM {paper['lim'] - paper['random']:+.1f})."
+        )
+    if "linear" in pct:
+        said.append(f"The linear-progress subset reaches {pct['linear']:.1f}% (paper: {paper['linear']}).")
+    said.append(
+        "The paper's claim is that LIM's subset matches or beats the full data and clearly beats a random "
+        "subset of its size; "
+        + (
+            "this table is one seed, so differences of a few points can be seed-to-seed noise: "
+            "`make study` (bench/pipeline/STUDY.md) gives the same comparison over 5 seeds with 95% intervals."
+            if seeds == 1
+            else f"this table is the mean over {seeds} seeds."
+        )
+    )
+    return " ".join(said)

@@ -47,13 +47,45 @@ def summary_line(phase: str, summary: dict[str, Any]) -> str:
                 parts.append(fmt.format(value))
             except (TypeError, ValueError):
                 parts.append(f"{key} {value}")
+    if summary.get("early_stop"):
+        parts.append(early_stop_text(summary["early_stop"]))
+    if summary.get("heldout_last"):
+        last = summary["heldout_last"]
+        parts.append(f"held-out {100 * last['average']:.1f}% at step {last['step']}")
     if summary.get("seconds") is not None:
         parts.append(f"{summary['seconds']:.0f} s")
     return f"{phase}: " + (", ".join(parts) if parts else "done")
 
 
+def early_stop_text(early: dict[str, Any]) -> str:
+    """What selection.earlyStop did to the baseline, in words."""
+    planned, epochs = early["steps_planned"], early["epochs_planned"]
+    if early.get("stopped_after_epoch"):
+        return (f"stopped after epoch {early['stopped_after_epoch']} of {epochs} (selection stable): "
+                f"{early['steps_saved']} of {planned} baseline steps saved ({100 * early['saved_share']:.0f}%)")
+    if early.get("stable_after_epoch"):
+        would = planned - early["steps_needed"]
+        return (f"selection stable after epoch {early['stable_after_epoch']} of {epochs} (observe only: stopping "
+                f"there would save {would} of {planned} baseline steps)")
+    return f"selection not stable before the last epoch: all {epochs} epochs ran"
+
+
+def step_info(fields: dict[str, Any]) -> str:
+    """The fields of a progress event worth showing (reward, accuracy, benchmark, arm)."""
+    return " ".join(
+        f"{k} {fields[k]:.3f}" if isinstance(fields.get(k), float) else f"{k} {fields[k]}"
+        for k in ("reward_mean", "accuracy", "heldout", "benchmark", "arm")
+        if fields.get(k) is not None
+    )
+
+
+def step_counts(fields: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(done, total) of a progress event: PPO steps, or evaluated questions."""
+    return fields.get("step") or fields.get("done"), fields.get("total_steps") or fields.get("total")
+
+
 class ProgressView:
-    """Rich progress bars: one for the job's phases, one for the steps of the current phase."""
+    """Rich progress bars (a terminal): one for the job's phases, one for the steps of the current phase."""
 
     def __init__(self, console: Any, total_phases: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,16 +127,60 @@ class ProgressView:
         if self.step_task is None:
             return
         if event == "step":
-            info = " ".join(
-                f"{k} {fields[k]:.3f}" if isinstance(fields.get(k), float) else f"{k} {fields[k]}"
-                for k in ("reward_mean", "accuracy", "benchmark", "arm")
-                if fields.get(k) is not None
-            )
-            total = fields.get("total_steps") or fields.get("total")
-            done = fields.get("step") or fields.get("done")
-            self.bars.update(self.step_task, total=total, completed=done, info=info)
+            done, total = step_counts(fields)
+            self.bars.update(self.step_task, total=total, completed=done, info=step_info(fields))
         elif event == "log":
             self.console.print(f"  {fields.get('message', '')}")
+
+
+class PlainProgress:
+    """The same events as plain lines, for output that is not a terminal (a log file, CI, a pipe):
+    a line when a phase starts, at most one progress line per `every` seconds (and the last step of
+    each count), and the phase's summary line."""
+
+    def __init__(self, console: Any, total_phases: int, every: float = 10.0, clock: Any = time.monotonic):
+        self.console, self.total, self.every, self.clock = console, total_phases, every, clock
+        self.index, self.phase, self.started, self.last = 0, None, 0.0, float("-inf")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def begin(self, phase: str) -> None:
+        self.index += 1
+        self.phase, self.started, self.last = phase, self.clock(), float("-inf")
+        self._print(f"[{self.index}/{self.total}] {phase}: started")
+
+    def finish(self, phase: str, summary: dict[str, Any]) -> None:
+        self._print(f"[{self.index}/{self.total}] " + summary_line(phase, summary))
+        self.phase = None
+
+    def __call__(self, phase: str, event: str, fields: dict[str, Any]) -> None:
+        if self.phase is None:
+            return
+        if event == "log":
+            self._print(f"  {phase}: {fields.get('message', '')}")
+            return
+        if event != "step":
+            return
+        done, total = step_counts(fields)
+        now = self.clock()
+        if now - self.last < self.every and not (done and total and done == total):
+            return
+        self.last = now
+        count = f"{done}/{total}" if total else f"{done}"
+        info = step_info(fields)
+        self._print(f"  {phase}: {count}" + (f" {info}" if info else "") + f" ({now - self.started:.0f} s)")
+
+
+def progress_view(console: Any, total_phases: int) -> ProgressView | PlainProgress:
+    """Bars on a terminal, plain lines anywhere else."""
+    return ProgressView(console, total_phases) if console.is_terminal else PlainProgress(console, total_phases)
 
 
 def run_job(job: LIMRJob, storage_override: str | None = None, console: Any = None,
@@ -134,7 +210,7 @@ def run_job(job: LIMRJob, storage_override: str | None = None, console: Any = No
     if source.is_toy:  # built once here, with progress; every worker then finds it in the cache
         console.print(f"toy model {source.name}")
         resolve_model(source, progress=lambda message: console.print(f"  {message}"))
-    with ray_session(num_cpus), ProgressView(console, len(steps)) as view:
+    with ray_session(num_cpus), progress_view(console, len(steps)) as view:
         ctx.progress = view
         for step in steps:
             view.begin(step.key)

@@ -30,7 +30,7 @@ def run_step(ctx: Context, step: plan.Step) -> dict[str, Any]:
 
 
 def train(ctx: Context, step: plan.Step, prompt_ids: list[str] | None) -> dict[str, Any]:
-    """One PPO step through the trainer; its progress events go to ctx.progress."""
+    """One PPO step through the trainer, with this job's hooks; progress events go to ctx.progress."""
     from limr_trainer.ppo import run_ppo_step
 
     def on_progress(fields: dict[str, Any]) -> None:
@@ -39,7 +39,27 @@ def train(ctx: Context, step: plan.Step, prompt_ids: list[str] | None) -> dict[s
         if event in ("start", "step"):
             ctx.emit(step.key, "step", **fields)
 
-    return run_ppo_step(ctx.job, step.key, prompt_ids=prompt_ids, storage=ctx.storage, progress=on_progress)
+    return run_ppo_step(ctx.job, step.key, prompt_ids=prompt_ids, storage=ctx.storage, progress=on_progress,
+                        hooks=hooks_for(ctx, step, prompt_ids))
+
+
+def hooks_for(ctx: Context, step: plan.Step, prompt_ids: list[str] | None) -> list[Any]:
+    """What runs inside a training step: held-out evaluation every evaluation.everySteps steps, and on
+    the baseline the early selection (selection.earlyStop)."""
+    spec = ctx.job.spec
+    hooks: list[Any] = []
+    if spec.evaluation.enabled and spec.evaluation.everySteps:
+        from limr_trainer.pipeline.heldout import HeldoutCurve
+
+        hooks.append(HeldoutCurve(ctx, step.key, spec.evaluation.everySteps))
+    if step.kind == "baseline" and spec.selection.enabled and spec.selection.earlyStop is not None:
+        from limr_trainer.pipeline.early_selection import EarlySelection
+        from limr_trainer.ppo.batch import StepPlan
+
+        questions = len(prompt_ids) if prompt_ids is not None else len(ctx.dataset_rows())
+        per_epoch = StepPlan(questions, spec.ppo.rolloutBatchSize, spec.baseline.epochs, spec.ppo.seed).steps_per_epoch
+        hooks.append(EarlySelection(ctx, step.key, spec.selection.earlyStop, spec.baseline.epochs, per_epoch))
+    return hooks
 
 
 def records_input(ctx: Context) -> tuple[str, Any]:
