@@ -2,7 +2,7 @@
 
 Input rows `{"response", "answer", "truncated"?}`; output rows are the input rows plus `reward`
 (1.0 / -0.5 / -1.0), `reason` (`correct`, `wrong_answer` or the format rule that fired) and
-`extracted` (the last \\boxed{...} content or null). All input is checked before any scoring (a bad
+`extracted` (the last \\boxed{...} content or null). All input, and `--output`, are checked before any scoring (a bad
 line is reported with its number, exit code 2), and the output is written whole at the end, to a
 local path (through a temporary file renamed into place) or to an s3:// URI, so nothing half
 written is ever left. Ctrl-C or SIGTERM stops the checker workers with the command (exit 130).
@@ -16,6 +16,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from limr_api import cliargs
 
 HELP = "score responses with the LIMR rule reward (JSONL in, JSONL out)"
 
@@ -33,18 +35,11 @@ def _timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _workers(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{text!r}: --workers must be between 1 and 256")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="limr reward", description=__doc__.split("\n")[0])
     p.add_argument("--input", required=True, help="JSONL file of {response, answer, truncated?}")
     p.add_argument("--output", required=True, help="JSONL file or s3:// URI to write")
-    p.add_argument("--workers", type=_workers, default=None, help="checker processes (default: usable CPUs)")
+    p.add_argument("--workers", type=cliargs.workers, default=None, help="checker processes (default: usable CPUs)")
     p.add_argument("--timeout", type=_timeout, default=5.0, help="seconds per answer before it scores -1")
     return p
 
@@ -81,18 +76,16 @@ def read_rows(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def json_line(row: dict[str, Any]) -> str:
+def json_line(row: dict[str, Any]) -> bytes:
     """One output line; text that cannot be UTF-8 (a lone surrogate) is written as \\u escapes."""
-    text = json.dumps(row, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(row, ensure_ascii=True)
-    return text + "\n"
+    from limr_trainer.storage.base import json_bytes
+
+    return json_bytes(row) + b"\n"
 
 
-def write_output(target: str, data: bytes) -> None:
-    """Write the whole output to a local path or a storage URI, atomically."""
+def open_output(target: str) -> tuple[Any, str]:
+    """(storage, key) that `--output` names, a local path or a storage URI; checked before any
+    scoring, so a bad --output costs nothing."""
     from pathlib import Path
 
     from limr_trainer.storage import open_storage, parse_uri
@@ -101,13 +94,11 @@ def write_output(target: str, data: bytes) -> None:
     if scheme == "s3":
         if not key:
             raise BadInput(f"{target}: give an object key after the bucket (s3://BUCKET/KEY)")
-        bucket_root = f"s3://{location}"
-        open_storage(bucket_root).put_bytes(key, data)
-        return
+        return open_storage(f"s3://{location}"), key
     path = Path(location)
-    if path.is_dir():
+    if path.is_dir() or location.endswith("/"):
         raise BadInput(f"{target}: is a directory; give a file name for --output")
-    open_storage(str(path.parent if str(path.parent) else ".")).put_bytes(path.name, data)
+    return open_storage(str(path.parent)), path.name
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -119,16 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return int(exc.code or 0)
+    from limr_trainer.storage import StorageError
+
     try:
         rows = read_rows(args.input)
-    except (BadInput, OSError) as e:
+        storage, key = open_output(args.output)
+    except (BadInput, StorageError, OSError) as e:
         print(f"limr reward: {e}", file=sys.stderr)
         return 2
     from limr_trainer.reward import RewardItem
     from limr_trainer.reward.pool import CheckerPool
-    from limr_trainer.storage import StorageError
 
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too where a shell left it ignored
+        signal.signal(signum, _stop)
     items = [RewardItem(r["response"], r["answer"], r.get("truncated", False)) for r in rows]
     try:
         with CheckerPool(args.workers) as pool:
@@ -138,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row, res in zip(rows, results):
             counts[res.reason] = counts.get(res.reason, 0) + 1
             out.append(json_line({**row, "reward": res.reward, "reason": res.reason, "extracted": res.answer}))
-        write_output(args.output, "".join(out).encode("utf-8"))
+        storage.put_bytes(key, b"".join(out))
     except KeyboardInterrupt:
         print("limr reward: interrupted; no output written", file=sys.stderr)
         return 130

@@ -57,6 +57,7 @@ class _Worker:
         self.conn = Connection(parent_sock.detach())
         self.started = time.monotonic()
         self.ready = False
+        self.killed = False  # stopped mid-answer by an interrupted map: replaced before the next
 
     def stop(self, kill: bool = False) -> None:
         if not kill:
@@ -115,75 +116,91 @@ class CheckerPool:
         with self._lock:
             if not self._workers:
                 raise RuntimeError("CheckerPool is closed")
+            for w in [w for w in self._workers if w.killed]:  # left busy by an interrupted map
+                self._replace(w)
             idle = [w for w in self._workers if w.ready]
             starting = {w.conn: w for w in self._workers if not w.ready}
             busy: dict[Connection, _Job] = {}
-
-            def fail(job: _Job, reason: str, now: float) -> None:
-                i = job.indices.popleft()
-                results[i] = format_error_result(reason)
-                latencies[i] = now - job.progress
-                pending.extendleft(reversed(job.indices))  # not their fault: another worker takes them
-                fresh = self._replace(job.worker)
-                starting[fresh.conn] = fresh
-
-            while pending or busy:
-                while idle and pending:
-                    w = idle.pop()
-                    size = max(1, min(self.chunk, len(pending) // (2 * self.size)))
-                    chunk = [pending.popleft() for _ in range(size)]
-                    try:
-                        w.conn.send([(items[i].response, items[i].answer, items[i].truncated) for i in chunk])
-                    except (OSError, ValueError):
-                        pending.extendleft(reversed(chunk))  # the worker died while idle
-                        fresh = self._replace(w)
-                        starting[fresh.conn] = fresh
-                        continue
-                    busy[w.conn] = _Job(w, deque(chunk), time.monotonic())
-                if not pending and not busy:
-                    break
-                deadlines = [job.progress + timeout for job in busy.values()]
-                deadlines += [w.started + START_TIMEOUT for w in starting.values()]
-                wait_s = max(0.0, min(deadlines) - time.monotonic())
-                for conn in wait(list(busy) + list(starting), timeout=wait_s):
-                    if conn in starting:
-                        w = starting.pop(conn)  # type: ignore[index]
-                        if self._check_ready(w):
-                            idle.append(w)
-                        else:
-                            fresh = self._replace(w, failed_start=True)
-                            starting[fresh.conn] = fresh
-                        continue
-                    job = busy[conn]  # type: ignore[index]
-                    try:
-                        while job.indices and conn.poll():  # type: ignore[union-attr]
-                            reward, correct, reason, answer, seconds = conn.recv()  # type: ignore[union-attr]
-                            i = job.indices.popleft()
-                            latencies[i] = seconds
-                            if reward is None:
-                                results[i] = format_error_result(reason)
-                            else:
-                                results[i] = RewardResult(reward, correct, reason, answer)
-                            job.progress = time.monotonic()
-                    except (EOFError, OSError):
-                        del busy[conn]
-                        fail(job, CHECKER_ERROR, time.monotonic())
-                        continue
-                    if not job.indices:
-                        del busy[conn]
-                        idle.append(job.worker)
-                now = time.monotonic()
-                for conn, job in list(busy.items()):
-                    if now >= job.progress + timeout:
-                        del busy[conn]
-                        fail(job, CHECKER_TIMEOUT, now)
-                for conn, w in list(starting.items()):
-                    if now >= w.started + START_TIMEOUT:
-                        del starting[conn]
-                        fresh = self._replace(w, failed_start=True)
-                        starting[fresh.conn] = fresh
+            try:
+                self._run(items, timeout, results, latencies, pending, idle, starting, busy)
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM, an error): a busy worker may be deep in one answer
+                # and would not hear a polite stop for as long as that answer takes. Kill it now.
+                for job in busy.values():
+                    job.worker.stop(kill=True)
+                    job.worker.killed = True
+                raise
             self.last_latencies = latencies
         return results  # type: ignore[return-value]
+
+    def _run(self, items: list[RewardItem], timeout: float, results: list[RewardResult | None],
+             latencies: list[float], pending: deque[int], idle: list[_Worker],
+             starting: dict[Connection, _Worker], busy: dict[Connection, _Job]) -> None:
+        """The loop of `map`: send chunks to idle workers, collect answers, enforce the clocks."""
+
+        def fail(job: _Job, reason: str, now: float) -> None:
+            i = job.indices.popleft()
+            results[i] = format_error_result(reason)
+            latencies[i] = now - job.progress
+            pending.extendleft(reversed(job.indices))  # not their fault: another worker takes them
+            fresh = self._replace(job.worker)
+            starting[fresh.conn] = fresh
+
+        while pending or busy:
+            while idle and pending:
+                w = idle.pop()
+                size = max(1, min(self.chunk, len(pending) // (2 * self.size)))
+                chunk = [pending.popleft() for _ in range(size)]
+                try:
+                    w.conn.send([(items[i].response, items[i].answer, items[i].truncated) for i in chunk])
+                except (OSError, ValueError):
+                    pending.extendleft(reversed(chunk))  # the worker died while idle
+                    fresh = self._replace(w)
+                    starting[fresh.conn] = fresh
+                    continue
+                busy[w.conn] = _Job(w, deque(chunk), time.monotonic())
+            if not pending and not busy:
+                break
+            deadlines = [job.progress + timeout for job in busy.values()]
+            deadlines += [w.started + START_TIMEOUT for w in starting.values()]
+            wait_s = max(0.0, min(deadlines) - time.monotonic())
+            for conn in wait(list(busy) + list(starting), timeout=wait_s):
+                if conn in starting:
+                    w = starting.pop(conn)  # type: ignore[index]
+                    if self._check_ready(w):
+                        idle.append(w)
+                    else:
+                        fresh = self._replace(w, failed_start=True)
+                        starting[fresh.conn] = fresh
+                    continue
+                job = busy[conn]  # type: ignore[index]
+                try:
+                    while job.indices and conn.poll():  # type: ignore[union-attr]
+                        reward, correct, reason, answer, seconds = conn.recv()  # type: ignore[union-attr]
+                        i = job.indices.popleft()
+                        latencies[i] = seconds
+                        if reward is None:
+                            results[i] = format_error_result(reason)
+                        else:
+                            results[i] = RewardResult(reward, correct, reason, answer)
+                        job.progress = time.monotonic()
+                except (EOFError, OSError):
+                    del busy[conn]
+                    fail(job, CHECKER_ERROR, time.monotonic())
+                    continue
+                if not job.indices:
+                    del busy[conn]
+                    idle.append(job.worker)
+            now = time.monotonic()
+            for conn, job in list(busy.items()):
+                if now >= job.progress + timeout:
+                    del busy[conn]
+                    fail(job, CHECKER_TIMEOUT, now)
+            for conn, w in list(starting.items()):
+                if now >= w.started + START_TIMEOUT:
+                    del starting[conn]
+                    fresh = self._replace(w, failed_start=True)
+                    starting[fresh.conn] = fresh
 
     def _check_ready(self, w: _Worker) -> bool:
         try:
@@ -212,7 +229,8 @@ class CheckerPool:
     def close(self) -> None:
         with self._lock:
             for w in self._workers:
-                w.stop(kill=not w.ready)
+                if not w.killed:
+                    w.stop(kill=not w.ready)
             self._workers = []
 
     def __enter__(self) -> Self:

@@ -13,3 +13,9 @@ def check_or_die(response: str, gold: str, truncated: bool = False):
     if "RAISE" in response:
         raise RuntimeError("checker bug")
     return check(response, gold, truncated)
+
+
+def where_checked(response: str, gold: str, truncated: bool = False):
+    """The real check, with `answer` replaced by the id of the process that ran it."""
+    result = check(response, gold, truncated)
+    return type(result)(result.reward, result.correct, result.reason, str(os.getpid()))
