@@ -35,22 +35,27 @@ def build_table(
     rows = []
     for arm in [a for a in REPORT_ORDER if a in results] + sorted(set(results) - set(REPORT_ORDER)):
         res = results[arm]
-        accs: dict[str, float | None] = {}
-        for name in benchmarks:
-            entry = (res.get("benchmarks") or {}).get(name)
-            accs[name] = None if entry is None else float(entry["accuracy"])
-        present = [v for v in accs.values() if v is not None]
-        average = sum(present) / len(present) if present and len(present) == len(accs) else None
+        entries = {name: (res.get("benchmarks") or {}).get(name) for name in benchmarks}
+        accs = {n: None if e is None else float(e["accuracy"]) for n, e in entries.items()}
+        paper = {n: None if e is None or e.get("paper_accuracy") is None else float(e["paper_accuracy"])
+                 for n, e in entries.items()}
         rows.append(
             {
                 "arm": arm,
                 "label": ARM_LABELS.get(arm, arm),
                 "questions": res.get("questions"),
                 "accuracy": accs,
-                "average": average,
+                "average": _mean_if_complete(accs),
+                "paper_accuracy": paper,
+                "paper_average": _mean_if_complete(paper),
             }
         )
     return rows
+
+
+def _mean_if_complete(values: Mapping[str, float | None]) -> float | None:
+    present = [v for v in values.values() if v is not None]
+    return sum(present) / len(present) if present and len(present) == len(values) else None
 
 
 def _pct(value: float | None) -> str:
@@ -69,6 +74,16 @@ def render_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Accuracy in percent: mean over all samples of each benchmark; average over benchmarks.")
+    if any(row.get("paper_average") is not None for row in rows):
+        lines += ["", "The paper's metric (LIMR's judge: the last `\\boxed{}` answer against the gold, no format "
+                  "or truncation rule), for comparison with its Table 1:", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in rows:
+            questions = "-" if row["questions"] is None else str(row["questions"])
+            cells = [row["label"], questions, *(_pct(row["paper_accuracy"][b]) for b in benchmarks),
+                     _pct(row["paper_average"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     for note in notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
