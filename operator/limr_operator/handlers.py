@@ -92,6 +92,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.execution.max_workers = int(os.environ.get("LIMR_WORKERS", "8"))
+    # Off with exact namespace names (`limr operator -n NAME`): kopf then watches those namespaces
+    # without listing namespaces (which the chart does not grant in that mode) and serves the
+    # resources it finds at start-up (KubeRay's CRDs must be installed before the operator starts).
+    settings.scanning.disabled = os.environ.get("LIMR_OPERATOR_SCANNING") == "off"
     port = os.environ.get("LIMR_OPERATOR_METRICS_PORT")
     if port:
         metrics.serve(int(port))

@@ -52,6 +52,10 @@ def main(argv: list[str]) -> int:
         return 2
     # The handlers module reads these when imported (timer interval) and at startup (metrics).
     os.environ["LIMR_RECONCILE_INTERVAL"] = str(args.interval)
+    # Exact namespace names: no dynamic scanning, so kopf never lists namespaces (it would retry a
+    # forbidden list for about a minute before it starts); glob patterns need the scan.
+    exact = bool(args.namespace) and not any(set(ns) & set("*?!,") for ns in args.namespace)
+    os.environ["LIMR_OPERATOR_SCANNING"] = "off" if exact else "on"
     os.environ["LIMR_PEERING_NAME"] = args.peering_name
     if args.metrics_port:
         os.environ["LIMR_OPERATOR_METRICS_PORT"] = str(args.metrics_port)
