@@ -17,21 +17,18 @@ _ATTEMPT = re.compile(r"attempt-(\d+)\.log$")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from limr_api import cliargs
     from limr_api.plan import all_keys
 
     p = argparse.ArgumentParser(prog="limr logs", description=__doc__)
     p.add_argument("job", help="LIMRJob YAML file")
     p.add_argument("--step", choices=all_keys(), default=None, help="step (default: the last with a log)")
-    p.add_argument("--attempt", type=int, default=None, help="attempt (default: the newest)")
+    p.add_argument("--attempt", type=cliargs.attempt, default=None, help="attempt (default: the newest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the step is done")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow")
+    p.add_argument("--interval", type=cliargs.real(0.1, 3600.0, what="seconds"), default=2.0,
+                   help="seconds between reads with --follow")
     p.add_argument("--storage-override", metavar="URI", default=None)
-    args = p.parse_args(argv)
-    if not (0.1 <= args.interval <= 3600):
-        p.error("--interval must be between 0.1 and 3600 seconds")
-    if args.attempt is not None and args.attempt < 1:
-        p.error("--attempt must be >= 1")
-    return args
+    return p.parse_args(argv)
 
 
 def attempts(storage, job: str, step: str) -> list[int]:

@@ -16,18 +16,16 @@ HELP = "run one step of a job (the RayJob entrypoint)"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from limr_api import cliargs
     from limr_api.plan import all_keys
 
     parser = argparse.ArgumentParser(prog="limr phase", description=__doc__)
     parser.add_argument("--job", required=True, help="LIMRJob YAML (the mounted ConfigMap)")
     parser.add_argument("--step", required=True, choices=all_keys(), help="the step to run")
-    parser.add_argument("--attempt", type=int, default=1, help="attempt number (names the log)")
+    parser.add_argument("--attempt", type=cliargs.attempt, default=1, help="attempt number (names the log)")
     parser.add_argument("--storage-override", metavar="URI", default=None)
     parser.add_argument("--no-log-upload", action="store_true", help="do not copy the output to storage")
-    args = parser.parse_args(argv)
-    if args.attempt < 1:
-        parser.error("--attempt must be >= 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:

@@ -9,13 +9,16 @@ HELP = "run the whole LIMR pipeline of JOB.yaml on a local Ray cluster"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from limr_api import cliargs
+
     parser = argparse.ArgumentParser(prog="limr run", description=__doc__)
     parser.add_argument("job", help="LIMRJob YAML file")
     parser.add_argument(
         "--storage-override", metavar="URI", default=None,
         help="write artefacts here instead of spec.storage.uri (a local path or s3:// URI)",
     )
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
+    parser.add_argument("--num-cpus", type=cliargs.integer(1, 4096, what="a CPU count"), default=None,
+                        help="CPUs of the local Ray cluster (default: all)")
     return parser.parse_args(argv)
 
 

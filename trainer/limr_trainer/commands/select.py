@@ -12,32 +12,12 @@ interrupted run never leaves a mix of old and new files. Exit code 2 for bad inp
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 
+from limr_api import cliargs
+
 HELP = "score reward records with LIM / linear / random and select"
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,18 +25,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True,
                    help="one step's records (limr: e.g. <root>/<job>/baseline), or a folder of dumps")
     p.add_argument("--strategy", choices=("lim", "linear", "random"), default="lim")
-    p.add_argument("--threshold", type=_finite, default=None, help="score threshold (lim 0.6, linear 0.7)")
-    p.add_argument("--size", type=_count, default=None, help="random: how many (default: LIM's count)")
-    p.add_argument("--seed", type=_count, default=0, help="random: seed")
-    p.add_argument("--format", choices=("limr", "openrlhf", "verl"), default="limr")
-    p.add_argument("--steps-per-epoch", type=_positive_int, default=8, help="openrlhf / verl: steps per data epoch")
-    p.add_argument("--max-epochs", type=_positive_int, default=None,
+    p.add_argument("--threshold", type=cliargs.real(high=1.0, what="a score"), default=None,
+                   help="score threshold (lim 0.6, linear 0.7; scores are at most 1)")
+    p.add_argument("--size", type=cliargs.integer(1, what="a sample count"), default=None,
+                   help="random: how many (default: LIM's count)")
+    p.add_argument("--seed", type=cliargs.integer(0, what="a seed"), default=0, help="random: seed")
+    p.add_argument("--format", choices=("limr", "openrlhf", "verl"), default="limr",
+                   help="limr: our Parquet reward records (correct = the `correct` column); openrlhf: LIMR's "
+                   "step_N.json dumps (correct = reward 1); verl: verl's <step>.jsonl rollout dumps "
+                   "(trainer.rollout_data_dir; samples grouped by their `input` text; correct = the line's "
+                   "`acc` when it has one (true or a number >= 1), else score >= --success-threshold)")
+    p.add_argument("--steps-per-epoch", type=cliargs.integer(1, what="a step count"), default=8,
+                   help="openrlhf / verl: steps per data epoch")
+    p.add_argument("--max-epochs", type=cliargs.integer(1, what="an epoch count"), default=None,
                    help="use the first N data epochs (openrlhf default 21)")
-    p.add_argument("--success-threshold", type=_finite, default=None,
-                   help="verl dumps without `acc`: a rollout is correct when its score >= this (default 1.0)")
+    p.add_argument("--success-threshold", type=cliargs.real(what="a score"), default=None,
+                   help="verl lines without `acc`: a rollout is correct when its score >= this (default 1.0)")
     p.add_argument("--prompts", default=None, help="dataset file (JSON list or JSONL of {id, prompt, answer})")
     p.add_argument("--output", required=True, help="output folder or storage URI")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=cliargs.workers, default=None,
                    help="openrlhf / verl: reader processes (default: usable CPUs)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from limr_trainer.storage import Storage, StorageSettings
+from limr_trainer.storage.base import json_bytes
 
 from .lim import TrajectoryAccumulator, linear_scores, random_choice, select
 from .plots import BackgroundPlots
@@ -70,24 +71,32 @@ def record_key(row: dict[str, Any], fmt: str) -> str:
 
 def check_config(config: SelectionConfig) -> None:
     """Refuse settings that would give a silent wrong result (the CLI's and the job's)."""
+    from limr_api.cliargs import MAX_WORKERS
+    from limr_api.constants import INT32_MAX
+
     from .lim import STRATEGIES
 
     if config.format not in FORMATS:
         raise InputError(f"unknown format {config.format!r}: expected one of {', '.join(FORMATS)}")
     if config.strategy not in STRATEGIES:
         raise InputError(f"unknown strategy {config.strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    for name, minimum in (("steps_per_epoch", 1), ("max_epochs", 1), ("size", 0), ("workers", 1), ("seed", 0)):
+    for name, minimum, maximum in (("steps_per_epoch", 1, INT32_MAX), ("max_epochs", 1, INT32_MAX),
+                                   ("size", 1, INT32_MAX), ("workers", 1, MAX_WORKERS), ("seed", 0, INT32_MAX)):
         value = getattr(config, name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InputError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise InputError(f"--{name.replace('_', '-')} must be an integer in [{minimum}, {maximum}], got {value!r}")
     for name in ("threshold", "success_threshold"):
         value = getattr(config, name)
-        if value is not None and (not isinstance(value, (int, float)) or not np.isfinite(value)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not np.isfinite(value)):
             raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
-    if config.threshold is not None and config.strategy == "linear" and not 0.0 <= config.threshold <= 1.0:
-        raise InputError("--threshold: linear scores are R^2 in [0, 1]")
+    if config.threshold is not None:
+        if config.threshold > 1.0:
+            raise InputError(f"--threshold {config.threshold:g} would select nothing: scores are at most 1")
+        if config.strategy == "linear" and config.threshold < 0.0:
+            raise InputError("--threshold: linear scores are R^2 in [0, 1]")
     if config.size is not None and config.strategy != "random":
         raise InputError("--size applies to --strategy random only (lim and linear select by threshold)")
 
@@ -147,14 +156,14 @@ def _build(config: SelectionConfig, prompts: list[dict[str, Any]] | None, plots:
         line.update(score=float(result.scores[i]), lim_score=float(result.lim_scores[i]),
                     linear_score=float(linear[i]), selected=key in chosen,
                     trajectory=[round(float(v), 6) for v in result.values[i]])
-        lines.append(json.dumps(line, ensure_ascii=False))
+        lines.append(json_bytes(line))
     if prompts is not None:
         selected_rows: list[dict[str, Any]] = [r for r in prompts if record_key(r, config.format) in chosen]
     else:
         selected_rows = [{key_field: k} for k in result.selected]
     files: dict[str, bytes] = {
-        SCORES: ("\n".join(lines) + ("\n" if lines else "")).encode(),
-        SELECTED: json.dumps(selected_rows, ensure_ascii=False, indent=1).encode(),
+        SCORES: b"".join(line + b"\n" for line in lines),
+        SELECTED: json_bytes(selected_rows, indent=1),
     }
     size = len(result.selected)
     if config.arms:

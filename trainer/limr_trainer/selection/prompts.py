@@ -11,8 +11,6 @@ from typing import Any
 
 from .readers import InputError
 
-MAX_DEPTH = 64
-
 
 def _decode(data: bytes, path: str) -> str:
     try:
@@ -26,7 +24,8 @@ def _parse(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        at = f"line {exc.lineno}, column {exc.colno}" if exc.lineno > 1 or "\n" in text else f"column {exc.colno}"
+        raise InputError(f"{where}: invalid JSON: {exc.msg} ({at})") from None
     except RecursionError:
         raise InputError(f"{where}: JSON nested too deeply") from None
 
@@ -46,7 +45,7 @@ def load_prompts(path: str) -> list[dict[str, Any]]:
         where = [f"{path}: record {n}" for n in range(1, len(rows) + 1)]
     else:
         rows, where = [], []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 & co. may be in strings
             if line.strip():
                 rows.append(_parse(line, f"{path}:{n}"))
                 where.append(f"{path}:{n}")
