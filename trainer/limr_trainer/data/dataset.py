@@ -15,7 +15,7 @@ from pathlib import Path
 from limr_api.training import DatasetSpec
 
 from limr_trainer.data.errors import DatasetError
-from limr_trainer.data.synthetic import arithmetic_rows, parse_synthetic
+from limr_trainer.data.synthetic import synthetic_rows
 from limr_trainer.storage import StorageSettings
 
 
@@ -88,8 +88,7 @@ def load_rows(spec: DatasetSpec, settings: StorageSettings | None = None) -> lis
     `settings`: the job's S3 endpoint and region, for an s3:// dataset."""
     uri = spec.uri
     if uri.startswith("synthetic://"):
-        params = parse_synthetic(uri)
-        records = arithmetic_rows(params["n"], seed=params["seed"])
+        records = synthetic_rows(uri)
     elif uri.startswith("s3://"):
         records = _read_s3(uri, spec.format, settings)
     else:

@@ -3,7 +3,8 @@
 Every process that loads the model (the driver for its tokenizer, each actor, critic and
 reference rank, each rollout engine, evaluation) resolves it itself, because a folder on one
 Ray host does not exist on the others. Sources:
-- `toy://SIZE?seed=S&warm_steps=N&warm_rows=R&warm_lr=LR`: built offline (deterministic);
+- `toy://SIZE?seed=S&warm_steps=N&warm_rows=R&warm_lr=LR[&warm_batch=B&warm_mix=M&warm_split=train]`:
+  built offline (deterministic; runtime.toy_model);
 - `s3://bucket/prefix`: downloaded with the job's storage settings (endpoint, region) and the
   process's AWS credentials;
 - a Hugging Face hub id, at `revision` (branch, tag or commit);
@@ -27,7 +28,8 @@ from limr_trainer.runtime.cache import locked, models_dir
 from limr_trainer.storage import StorageSettings
 
 TOY_SCHEME = "toy://"
-_TOY_PARAMS = {"seed": int, "warm_steps": int, "warm_rows": int, "warm_lr": float}
+_TOY_PARAMS = {"seed": int, "warm_steps": int, "warm_rows": int, "warm_lr": float, "warm_batch": int,
+               "warm_mix": str, "warm_split": str}
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def parse_toy_uri(uri: str) -> dict[str, Any]:
     try:
         values = {k: _TOY_PARAMS[k](v) for k, v in query.items()}
     except ValueError:
-        raise ValueError(f"{uri}: {', '.join(_TOY_PARAMS)} must be numbers") from None
+        numbers = ", ".join(k for k, kind in _TOY_PARAMS.items() if kind is not str)
+        raise ValueError(f"{uri}: {numbers} must be numbers") from None
     return {"size": parts.netloc or "tiny", **values}
 
 

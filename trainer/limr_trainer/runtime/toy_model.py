@@ -125,25 +125,19 @@ def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    encoded = _encode_solutions(tok, rows, system_prompt)
     loss_value = float("nan")
     every = max(1, steps // 10)
     for done in range(steps):
-        batch = rng.sample(rows, min(batch_size, len(rows)))
-        seqs, masks = [], []
-        for row in batch:
-            prompt = render_prompt(tok, row["prompt"], system_prompt)
-            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-            r_ids = tok(solution_text(row), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            seqs.append(p_ids + r_ids)
-            masks.append([0] * len(p_ids) + [1] * len(r_ids))
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), tok.pad_token_id)
-        att = torch.zeros((len(seqs), width), dtype=torch.long)
-        lab = torch.full((len(seqs), width), -100)
-        for i, (s, m) in enumerate(zip(seqs, masks)):
+        batch = rng.sample(encoded, min(batch_size, len(encoded)))
+        width = max(len(s) for s, _ in batch)
+        ids = torch.full((len(batch), width), tok.pad_token_id)
+        att = torch.zeros((len(batch), width), dtype=torch.long)
+        lab = torch.full((len(batch), width), -100)
+        for i, (s, n_prompt) in enumerate(batch):
             ids[i, : len(s)] = torch.tensor(s)
             att[i, : len(s)] = 1
-            lab[i, : len(s)] = torch.tensor([t if k else -100 for t, k in zip(s, m)])
+            lab[i, n_prompt : len(s)] = torch.tensor(s[n_prompt:])
         loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
         opt.zero_grad()
         loss.backward()
@@ -156,19 +150,45 @@ def warm_start(model_dir: str | Path, rows: list[dict], steps: int, lr: float = 
     return {"loss": loss_value}
 
 
+def _encode_solutions(tok, rows: list[dict], system_prompt: str) -> list[tuple[list[int], int]]:
+    """(prompt + solution token ids, prompt length) per row; each distinct question encoded once."""
+    cache: dict[str, tuple[list[int], int]] = {}
+    out = []
+    for row in rows:
+        key = "\x00".join((row["prompt"], row["answer"], row.get("difficulty", "")))
+        if key not in cache:
+            p_ids = tok(render_prompt(tok, row["prompt"], system_prompt), add_special_tokens=False)["input_ids"]
+            r_ids = tok(solution_text(row), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            cache[key] = (p_ids + r_ids, len(p_ids))
+        out.append(cache[key])
+    return out
+
+
 # ------------------------------------------------------------------------------------------ cache
 
 
 def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, warm_steps: int = 0,
-                     warm_rows: int = 2000, warm_lr: float = 3e-3,
+                     warm_rows: int = 2000, warm_lr: float = 3e-3, warm_mix: str | None = None,
+                     warm_split: str | None = None, warm_batch: int = 32,
                      progress: Callable[[str], None] | None = None) -> Path:
     """The toy model folder for these settings, built once under `cache_root`.
 
+    The warm start learns from `warm_rows` questions of the synthetic task: by default its standard
+    mix over the whole question space; `warm_mix` (e.g. `easy:2,sum2:6`) and `warm_split` (`train`:
+    never a held-out question of `synthetic://...&split=test`) choose others, `warm_batch` its batch.
     Built in a temporary folder renamed into place, under a lock, so concurrent processes on one
     host build it once and never load half a model. `progress(message)` hears about each stage.
     """
-    key = json.dumps({"size": size, "seed": seed, "warm_steps": warm_steps, "warm_rows": warm_rows,
-                      "warm_lr": warm_lr, "v": 1}, sort_keys=True)
+    from limr_trainer.data.synthetic import parse_mix
+
+    mix = parse_mix(warm_mix, "warm_mix") if warm_mix is not None else None
+    settings = {"size": size, "seed": seed, "warm_steps": warm_steps, "warm_rows": warm_rows, "warm_lr": warm_lr,
+                "v": 1}
+    for name, value, default in (("warm_mix", warm_mix, None), ("warm_split", warm_split, None),
+                                 ("warm_batch", warm_batch, 32)):
+        if value != default:  # keys of models built before these settings existed stay the same
+            settings[name] = value
+    key = json.dumps(settings, sort_keys=True)
     out = Path(cache_root) / f"toy-{size}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     if (out / "config.json").exists():
         return out
@@ -181,8 +201,9 @@ def ensure_toy_model(cache_root: str | Path, size: str = "tiny", seed: int = 0, 
         say(f"toy model {size} (seed {seed}): tokenizer and random-init weights")
         build_model(tmp, size=size, seed=seed)
         if warm_steps:
-            warm_start(tmp, arithmetic_rows(warm_rows, seed=seed + 1), steps=warm_steps, lr=warm_lr, seed=seed,
-                       progress=say)
+            say(f"warm start: {warm_steps} supervised steps of {warm_batch} on {warm_rows} questions")
+            warm_start(tmp, arithmetic_rows(warm_rows, seed=seed + 1, mix=mix, split=warm_split), steps=warm_steps,
+                       lr=warm_lr, batch_size=warm_batch, seed=seed, progress=say)
         (tmp / "toy.json").write_text(key)
         tmp.rename(out)
         say(f"toy model ready: {out}")
