@@ -605,6 +605,7 @@ write_env() {
 export KUBECONFIG=$kubeconfig
 export LIMR_CLUSTER_SERVER=$server
 export LIMR_CLUSTER_KUBECTL=$bin_kubectl
+export LIMR_CLUSTER_LOGS=$logs
 EOF
 }
 
@@ -634,6 +635,7 @@ if [ "$cmd" = env ]; then
   echo "export KUBECONFIG=$kubeconfig"
   echo "export LIMR_CLUSTER_SERVER=$server"
   echo "export LIMR_CLUSTER_KUBECTL=$bin_kubectl"
+  echo "export LIMR_CLUSTER_LOGS=$logs"
   exit 0
 fi
 # One `up`/`down` at a time per state directory (parallel pytest sessions share one cluster).

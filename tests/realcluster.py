@@ -25,7 +25,8 @@ Where the cluster comes from:
   `scripts/cluster.sh build`) before pytest, so no test's timeout has to cover the build.
 
 The yielded `RealCluster` has `kubeconfig` (Path), `kubectl_path` (Path), `server` (URL),
-`started_here` (bool) and the methods `kubectl(*args, input=None, check=True)`,
+`started_here` (bool), `logs` (the components' log folder, None for an existing cluster) and the
+methods `kubectl(*args, input=None, check=True)`,
 `kubectl_json(*args)`, `get(resource, name=None, namespace=None)`, `apply(manifest)`,
 `create_namespace(name)`, `delete_namespace(name)`, `sa_token(namespace, sa_name)`,
 `kubeconfig_for_token(token)`, `api(method, path, token, body=None)` and
@@ -83,6 +84,7 @@ class RealCluster:
     kubectl_path: Path
     server: str
     started_here: bool = False
+    logs: Path | None = None  # the components' logs (logs/<process>.log); None for an existing cluster
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="limr-realcluster-")))
     _cluster: dict | None = field(default=None, repr=False)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
@@ -322,6 +324,7 @@ def _local_cluster() -> RealCluster:
         kubectl_path=Path(env["LIMR_CLUSTER_KUBECTL"]),
         server=env["LIMR_CLUSTER_SERVER"],
         started_here=not was_up,
+        logs=Path(env["LIMR_CLUSTER_LOGS"]) if env.get("LIMR_CLUSTER_LOGS") else None,
     )
 
 
