@@ -8,17 +8,11 @@ Credentials are dummies (moto accepts any); see S3_CREDENTIALS.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
+from moto_support import start_moto_server, stop
 
 S3_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
 
@@ -30,56 +24,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _moto_server_command() -> list[str]:
-    local = Path(sys.executable).with_name("moto_server")
-    found = str(local) if local.exists() else shutil.which("moto_server")
-    if not found:
-        pytest.skip(
-            "MOTO_SERVER MISSING: the S3 integration tests need `moto_server` (pip install 'moto[server]'); "
-            "CI installs it with `make venv`"
-        )
-    return [found]
-
-
-def _wait_until_answering(url: str, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {process.returncode} before answering on {url}")
-        try:
-            with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # an HTTP answer of any status: it is serving
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"moto_server did not answer on {url} within {timeout_s} s")
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> str:
     """Endpoint URL (http://127.0.0.1:PORT) of a moto S3 server running for the whole session."""
-    command = _moto_server_command()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_answering(url, process)
-    except RuntimeError as exc:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"{exc}; log:\n{log.read_text(errors='replace')[-2000:]}") from None
+    url, process = start_moto_server("127.0.0.1", free_port(), tmp_path_factory.mktemp("moto") / "moto_server.log")
     yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop(process)
 
 
 @pytest.fixture(scope="session")
