@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +211,86 @@ def test_records_on_s3(tmp_path, s3_server, s3_bucket, s3_credentials, monkeypat
     )
     remote = open_storage(uri)
     assert remote.get_bytes("scores.jsonl") == (local / "scores.jsonl").read_bytes()
+
+
+# ---- a full disk (issue 14 point 6) -------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real tmpfs (so ENOSPC comes from the kernel), resizable with `resize(bytes)`; root only."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("SKIPPED LOUDLY: the full-disk test mounts a tmpfs and needs root (CI runs as root)")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)], check=True)
+
+    def resize(size: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mount)], check=True)
+
+    try:
+        yield mount, resize
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _records_and_prompts(root: Path, prompts: int, seed: int) -> tuple[Path, Path]:
+    """Records of `prompts` prompts over 3 epochs, and a prompts file with long records."""
+    rng = np.random.default_rng(seed)
+    records = root / "records"
+    for epoch in range(3):
+        rows = [{"epoch": epoch, "step": epoch + 1, "prompt_id": f"id-{p}", "sample": s,
+                 "reward": 1.0 if ok else -0.5, "correct": bool(ok), "format_error": None,
+                 "response_length": 9, "truncated": False}
+                for p in range(prompts) for s in range(4) for ok in [rng.random() < 0.2 + 0.25 * epoch]]
+        out = records / f"epoch={epoch:04d}" / f"step={epoch + 1:06d}.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table_from_rows(rows), out)
+    prompts_file = root / "prompts.json"
+    prompts_file.write_text(json.dumps([{"id": f"id-{p}", "prompt": f"question {p} " + "x" * 600, "answer": "1"}
+                                        for p in range(prompts)]))
+    return records, prompts_file
+
+
+def _select(records: Path, prompts: Path, out: Path) -> int:
+    return select_cmd.main(["--input", str(records), "--prompts", str(prompts), "--output", str(out),
+                            "--no-plots", "--threshold", "-1"])  # threshold -1: (nearly) all selected
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _one_run(state: dict[str, bytes], runs: list[dict[str, bytes]]) -> bool:
+    """Whether `state` is a set a reader may take: no summary.json at all, or every file of one run."""
+    if "summary.json" not in state:
+        return True
+    for run in runs:
+        same_counts = {k: v for k, v in json.loads(state["summary.json"]).items() if k != "seconds"} == \
+                      {k: v for k, v in json.loads(run["summary.json"]).items() if k != "seconds"}
+        if same_counts and all(state.get(name) == data for name, data in run.items() if name != "summary.json"):
+            return True
+    return False
+
+
+def test_a_full_disk_never_leaves_a_mix_of_two_selections(tmp_path, capsys, small_disk):
+    disk, resize = small_disk
+    small, small_prompts = _records_and_prompts(tmp_path / "small", prompts=5, seed=1)
+    large, large_prompts = _records_and_prompts(tmp_path / "large", prompts=1500, seed=2)
+    ref_small, ref_large = tmp_path / "ref-small", tmp_path / "ref-large"  # what each run writes, on a roomy disk
+    assert _select(small, small_prompts, ref_small) == 0 and _select(large, large_prompts, ref_large) == 0
+    runs = [_outputs(ref_small), _outputs(ref_large)]
+    scores, selected = len(runs[1]["scores.jsonl"]), len(runs[1]["selected.json"])
+    assert selected > 4 * 65536  # so the disk below fills up while selected.json is written
+
+    out = disk / "selection"
+    assert _select(small, small_prompts, out) == 0
+    used = os.statvfs(disk).f_bsize * (os.statvfs(disk).f_blocks - os.statvfs(disk).f_bfree)
+    resize(used + scores + 2 * 65536)  # room for the new scores.jsonl (beside the old one), not for selected.json
+    capsys.readouterr()
+    assert _select(large, large_prompts, out) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    state = _outputs(out)
+    assert _one_run(state, runs), f"a reader would mix two selections: {sorted(state)}"
+    assert not [p for p in out.iterdir() if p.name.startswith(".limr-tmp-")]  # no temp file left behind
