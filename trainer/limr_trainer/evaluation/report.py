@@ -75,8 +75,8 @@ def render_markdown(
     lines.append("")
     lines.append("Accuracy in percent: mean over all samples of each benchmark; average over benchmarks.")
     if any(row.get("paper_average") is not None for row in rows):
-        lines += ["", "The paper's metric (LIMR's judge: the last `\\boxed{}` answer against the gold, no format "
-                  "or truncation rule), for comparison with its Table 1:", "",
+        lines += ["", ("The paper's metric (LIMR's judge: the last `\\boxed{}` answer against the gold, no format "
+                  "or truncation rule), for comparison with its Table 1:"), "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in rows:
             questions = "-" if row["questions"] is None else str(row["questions"])

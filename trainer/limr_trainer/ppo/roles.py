@@ -8,7 +8,8 @@ into the engines after every update.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from limr_trainer.ppo.advantages import needs_critic
@@ -24,6 +25,7 @@ class Roles:
     reference: Any
     rollout: Any
     sync: Callable[[], None]
+    startup: dict[str, float] = field(default_factory=dict)  # seconds until each part was ready
 
     @property
     def trained(self) -> list[Any]:
@@ -73,6 +75,7 @@ def start_roles(spec: Any, model: ModelSource, device: str, total_ppo_steps: int
     ppo = spec.ppo
     dtype = compute_dtype(spec, device)
     env = worker_env()
+    t0 = time.perf_counter()
 
     def gpus(role: Any) -> float:
         return role.gpus if device == "cuda" else 0.0
@@ -91,9 +94,11 @@ def start_roles(spec: Any, model: ModelSource, device: str, total_ppo_steps: int
                           gpus(ppo.reference), env, {"model": model, "dtype": dtype, "micro": ppo.microBatchSize,
                                                      "micro_tokens": ppo.microBatchTokens}, wait=False)
     backend = make_backend(spec.rollout.backend, model, **backend_options(spec, device, "train"))
+    startup = {"engines": time.perf_counter() - t0}
     groups = [g for g in (actor, critic, reference) if g is not None]
     for group in groups:
         group.wait()
+    startup["training_roles"] = time.perf_counter() - t0
     if spec.rollout.backend == "vllm":
         weight_sync = make_weight_sync(spec.rollout.weightSync, device, spec.rollout.tensorParallelSize)
         weight_sync.setup(actor, backend.engines)
@@ -109,4 +114,5 @@ def start_roles(spec: Any, model: ModelSource, device: str, total_ppo_steps: int
             backend.update_weights(load(ray.get(refs[0])))
             ray.get(refs[1:])
 
-    return Roles(actor, critic, reference, backend, sync)
+    startup["weight_sync"] = time.perf_counter() - t0
+    return Roles(actor, critic, reference, backend, sync, {k: round(v, 2) for k, v in startup.items()})

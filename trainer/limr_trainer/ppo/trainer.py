@@ -121,9 +121,12 @@ class PPOTrainer:
     def fit(self) -> dict[str, Any]:
         from limr_trainer.runtime.ray_session import ray_session
 
+        t0 = time.perf_counter()
         with ray_session():
+            self.startup = {"ray": round(time.perf_counter() - t0, 2)}
             try:
                 self.setup()
+                self.startup.update(self.roles.startup, total=round(time.perf_counter() - t0, 2))
                 start = self.resume()
                 self.emit({"event": "start", "step": start, "total": self.last_step,
                            "resumed": self.resumed_from is not None})
@@ -408,7 +411,7 @@ class PPOTrainer:
             extra.update(hook.summary())
         if self.stopped_after_epoch is not None:
             extra["stopped_after_epoch"] = self.stopped_after_epoch
-        return {**extra, "phase": self.step_key, "steps": self.last_step, "total_steps": self.plan.total_steps,
+        return {**extra, "startup_seconds": getattr(self, "startup", {}), "phase": self.step_key, "steps": self.last_step, "total_steps": self.plan.total_steps,
                 "epochs": self.plan.epochs, "steps_per_epoch": self.plan.steps_per_epoch, "questions": len(self.rows),
                 "resumed_from": self.resumed_from,
                 "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
