@@ -38,16 +38,17 @@ def classify_rayjob(obj: dict[str, Any]) -> Outcome:
         return Outcome("unknown", "UnknownRayJobStatus",
                        f"RayJob {name} reports jobDeploymentStatus={ds!r}, jobStatus={js!r}, which this "
                        "operator does not know; waiting for a known status")
-    detail = status.get("message") or status.get("reason") or ""
+    detail = status.get("message") or ""
     detail = clip(detail, DETAIL_MAX) if isinstance(detail, str) else repr(detail)[:DETAIL_MAX]
     if ds in ("Suspending", "Suspended"):  # KubeRay stops the Ray job when suspending: not a failure
         return Outcome("running", "RayJobSuspended", f"RayJob {name}: {ds}")
     if ds == "Complete" and js == "SUCCEEDED":
         return Outcome("succeeded", "RayJobSucceeded", f"RayJob {name} succeeded")
     if js in ("FAILED", "STOPPED") or ds in ("Failed", "ValidationFailed") or ds == "Complete":
-        reason = status.get("reason") if isinstance(status.get("reason"), str) and status.get("reason") else None
-        reason = reason or ("RayJob" + (js.capitalize() if js in ("FAILED", "STOPPED") else ds or "Failed"))
+        given = status.get("reason") if isinstance(status.get("reason"), str) and status.get("reason") else None
+        reason = given or ("RayJob" + (js.capitalize() if js in ("FAILED", "STOPPED") else ds or "Failed"))
         msg = f"RayJob {name}: jobDeploymentStatus={ds or '-'}, jobStatus={js or '-'}"
+        msg += f", reason={given[:64]}" if given else ""
         return Outcome("failed", reason, msg + (f": {detail}" if detail else ""))
     return Outcome("running", "RayJobRunning", f"RayJob {name}: {ds or 'New'}/{js or 'PENDING'}")
 
