@@ -25,14 +25,15 @@ tools:
 demo: venv
 	$(BIN)/limr run manifests/examples/tiny-local.yaml
 
-# Unit tests first (fast, no servers), then integration and e2e (real servers and engines). A hung
-# test fails after its timeout instead of eating CI's budget; the slowest tests are listed.
+# Unit and property tests first (fast, no servers; hypothesis with a fixed, derandomized budget),
+# then integration and e2e (real servers and engines). A hung test fails after its timeout instead
+# of eating CI's budget; the slowest tests are listed.
 test: venv
-	$(BIN)/python -m pytest tests/unit -q --timeout=300 --durations=5
+	$(BIN)/python -m pytest tests/unit tests/property -q --timeout=300 --durations=5
 	$(BIN)/python -m pytest tests/integration tests/e2e -v --timeout=900 --durations=15
 
 test-unit: venv
-	$(BIN)/python -m pytest tests/unit -q --timeout=300
+	$(BIN)/python -m pytest tests/unit tests/property -q --timeout=300
 
 test-integration: venv
 	$(BIN)/python -m pytest tests/integration tests/e2e -v --timeout=900 --durations=15

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .boundedyaml import YAMLLimitError, load_documents
+from .boundedyaml import MAX_DEPTH, YAMLLimitError, load_documents
 from .errors import JobError
 from .explain import explain
 from .job import LIMRJob
@@ -47,8 +47,22 @@ def load_yaml(source: str | Path) -> dict[str, Any]:
     return docs[0]
 
 
+def _check_depth(value: Any) -> None:
+    """The YAML depth limit for objects that arrive as mappings (kopf bodies), checked without
+    recursion so that no nesting can overflow the stack."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, (list, tuple)) else ()
+        for child in children:
+            if isinstance(child, (Mapping, list, tuple)):
+                if depth + 1 > MAX_DEPTH:
+                    raise JobError([("", f"nested deeper than {MAX_DEPTH} levels")])
+                stack.append((child, depth + 1))
+
+
 def _plain(value: Any) -> Any:
-    """Mappings (e.g. kopf bodies) and sequences as plain dicts and lists."""
+    """Mappings (e.g. kopf bodies) and sequences as plain dicts and lists (depth checked first)."""
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -61,7 +75,11 @@ def load_job(source: str | Path | Mapping[str, Any]) -> LIMRJob:
 
     Field names are the API's (`lambda`, not the Python attribute `lambd`), as in the CRD.
     """
-    data = _plain(source) if isinstance(source, Mapping) else load_yaml(source)
+    if isinstance(source, Mapping):
+        _check_depth(source)
+        data = _plain(source)
+    else:
+        data = load_yaml(source)
     try:
         return LIMRJob.model_validate(data, by_name=False)
     except ValidationError as err:

@@ -82,3 +82,17 @@ def test_duplicate_keys_are_refused_with_the_first_line(write, capsys):
 def test_a_few_anchors_as_a_manifest_author_uses_them_still_load(write, capsys):
     extra = "  labels:\n    team: &team limr\n  annotations:\n    owner: *team\n"
     assert limr(["validate", write(JOB.format(extra=extra))]) == 0
+
+
+def test_a_deeply_nested_object_body_is_a_job_error_not_a_recursion_error():
+    from limr_api.errors import JobError
+    from limr_api.loader import load_job
+
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]
+    body = {"apiVersion": "limr.io/v1alpha1", "kind": "LIMRJob", "metadata": {"name": "x", "annotations": deep}}
+    with pytest.raises(JobError, match="nested deeper than 64 levels"):
+        load_job(body)
