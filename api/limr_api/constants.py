@@ -14,12 +14,13 @@ LIMR_SYSTEM_PROMPT = "Please reason step by step, and put your final answer with
 DEFAULT_RAY_VERSION = "2.60.0"
 DEFAULT_IMAGE = "ghcr.io/limr-operator/limr-trainer:0.1.0"
 
-# s3://bucket[/prefix], file:///abs/path, or an absolute/relative local path (local runs only).
-STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://.+|[^:]+)$"
+# s3://bucket[/prefix], file:///abs/path (or file://localhost/...), or an absolute/relative local
+# path (local runs only). No user:password anywhere: credentials come from spec.storage.secretRef.
+STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://(localhost)?/.*|[^:]+)$"
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
-ENDPOINT_PATTERN = r"^https?://.+"
+ENDPOINT_PATTERN = r"^https?://[^/?#@\s]+([/?#]\S*)?$"  # a host[:port], no user:password, no blanks
 REGION_PATTERN = r"^[a-z0-9-]+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"

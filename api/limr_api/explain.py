@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from typing import Any
 
@@ -22,6 +23,15 @@ from .job import LIMRJob
 from .rules import RuleViolations
 from .strict import nullable
 
+_USERINFO = re.compile(r"(://)[^/?#@\s'\"]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """`text` with any `scheme://user:password@` reduced to `scheme://***@`: an error message never
+    repeats a secret someone put in a URI. (The trainer's storage layer, which must not import the
+    API, does the same for the URIs it opens: limr_trainer.storage.redact_userinfo.)"""
+    return _USERINFO.sub(r"\1***@", text)
+
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
     out = ""
@@ -38,14 +48,16 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 # What a pattern means, for error messages a user can act on.
 _PATTERN_HELP = {
     STORAGE_URI_PATTERN: "a storage URI: s3://bucket[/prefix], file:///path or a local path "
-    "(other schemes such as gs:// or http:// are not supported)",
+    "(other schemes such as gs:// or http:// are not supported; no user:password: credentials belong "
+    "in spec.storage.secretRef)",
     DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-', starting with a letter "
     "and ending with a letter or digit",
     DNS_SUBDOMAIN_PATTERN: "a DNS subdomain: lowercase letters, digits, '-' and '.'",
     QUANTITY_PATTERN: "a Kubernetes quantity such as 8, 500m or 64Gi",
     SECRET_KEY_PATTERN: "a Secret key: letters, digits, '-', '_' and '.'",
     VERSION_PATTERN: "a version such as 2.60.0",
-    ENDPOINT_PATTERN: "an http:// or https:// URL such as http://minio.storage:9000",
+    ENDPOINT_PATTERN: "an http:// or https:// URL such as http://minio.storage:9000, without "
+    "user:password (credentials belong in spec.storage.secretRef)",
     REGION_PATTERN: "a region such as us-east-1",
 }
 
@@ -119,6 +131,6 @@ def explain(err: ValidationError) -> list[tuple[str, str]]:
             elif kind in ("model_type", "dict_type"):
                 msg = "expected a mapping of fields"
             if "input" in e and not isinstance(e["input"], (dict, list)):
-                msg += f" (got {e['input']!r})"
+                msg += f" (got {redact_userinfo(repr(e['input']))})"
         result.append((path, msg))
     return result
