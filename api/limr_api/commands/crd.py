@@ -18,9 +18,17 @@ def main(argv: list[str]) -> int:
     from limr_api.crd import crd_yaml
 
     text = crd_yaml()
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text)
-    else:
+    if not args.output:
         sys.stdout.write(text)
+        return 0
+    if "://" in args.output:  # not a path: never create a local ./s3:/... file for a URI
+        print(f"limr crd: --output {args.output.split('://')[0]}://...: give a local file (or pipe standard "
+              "output, e.g. `limr crd | aws s3 cp - s3://BUCKET/KEY`)", file=sys.stderr)
+        return 2
+    try:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        print(f"limr crd: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0

@@ -45,9 +45,10 @@ def test_the_plain_job_is_valid(write, capsys):
 
 
 @pytest.mark.timeout(60)  # hang guard: render used to grow to 3.6 GB on this file
-@pytest.mark.parametrize("command", ["validate", "render"])
+@pytest.mark.parametrize("command", [["validate"], ["render"], ["run"], ["logs"],
+                                     ["phase", "--step", "baseline", "--job"]], ids=lambda c: c[0])
 def test_a_yaml_bomb_is_refused_before_it_expands(write, capsys, command):
-    assert limr([command, write(JOB.format(extra=billion_laughs()))]) == 2
+    assert limr([*command, write(JOB.format(extra=billion_laughs()))]) == 2
     err = capsys.readouterr().err
     assert "anchors and aliases" in err and "Traceback" not in err
 
