@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 from limr_api.cli import main as limr
 from limr_trainer.data.records import table_from_rows
 
@@ -55,3 +56,29 @@ def test_select_output_in_the_way(tmp_path, capsys):
     _refused(capsys, [*base, "gs://bucket/selection"], "unsupported storage URI")
     _refused(capsys, [*base, "s3://user:hunter2@bucket/selection"], "no user:password")
     assert (tmp_path / "taken").read_text() == "a file"
+
+
+JOB = """\
+apiVersion: limr.io/v1alpha1
+kind: LIMRJob
+metadata:
+  name: small
+spec:
+  model:
+    name: Qwen/Qwen2.5-Math-7B
+  dataset:
+    uri: s3://data/math.json
+  storage:
+    uri: s3://runs/limr
+"""
+
+
+@pytest.mark.parametrize("override", ["s3://user:hunter2@bucket/runs", "gs://bucket/runs", "s3://[bad/runs"])
+@pytest.mark.parametrize("command", [["run"], ["logs"], ["phase", "--step", "selection", "--job"]],
+                         ids=lambda c: c[0])
+def test_a_bad_storage_override_is_bad_input(tmp_path, capsys, command, override):
+    job = tmp_path / "job.yaml"
+    job.write_text(JOB)
+    assert limr([*command, str(job), "--storage-override", override]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "hunter2" not in err and "storage URI" in err, err

@@ -46,9 +46,13 @@ def main(argv: list[str]) -> int:
         return 2
     from contextlib import nullcontext
 
-    from limr_trainer.storage import open_job_storage
+    from limr_trainer.storage import StorageError, open_job_storage
 
-    storage = open_job_storage(job.spec, args.storage_override)
+    try:
+        storage = open_job_storage(job.spec, args.storage_override)
+    except StorageError as exc:  # a bad storage URI is bad input, not a crash
+        print(f"limr phase: {exc}", file=sys.stderr)
+        return 2
     if args.no_log_upload:
         tee = nullcontext()
     else:

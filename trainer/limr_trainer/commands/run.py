@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 
 HELP = "run the whole LIMR pipeline of JOB.yaml on a local Ray cluster"
 
@@ -42,6 +43,13 @@ def main(argv: list[str]) -> int:
 
     job = load_job_or_report(args.job)
     if job is None:
+        return 2
+    from limr_trainer.storage import StorageError, open_job_storage
+
+    try:  # a bad storage URI (or --storage-override) is bad input: say so before Ray starts
+        open_job_storage(job.spec, args.storage_override)
+    except StorageError as exc:
+        print(f"limr run: {exc}", file=sys.stderr)
         return 2
     from rich.console import Console
 
