@@ -1,6 +1,7 @@
 """The one selection core: arm subsets and how the output set is committed."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -35,4 +36,33 @@ def test_a_file_of_another_commit_is_caught_by_its_digest(tmp_path):
     assert core.read_selection(storage)["files"]
     storage.put_bytes("scores.jsonl", b"from another run\n")
     with pytest.raises(core.InputError, match="does not belong"):
+        core.read_selection(storage)
+
+
+def test_a_write_that_fails_midway_leaves_no_summary_so_no_mix(tmp_path):
+    """The commit when a write fails (e.g. ENOSPC) after the first file: the old summary is already
+    gone, so a reader refuses the folder instead of taking old files with new ones. (The same on a
+    real full disk: tests/integration/trainer/test_select_cli.py::test_a_full_disk_...)"""
+    import errno
+
+    from limr_trainer.storage import StorageError
+
+    storage = open_storage(str(tmp_path))
+    old = {"scores.jsonl": b"old\n", "selected.json": b"[1]"}
+    import hashlib
+
+    summary = json.dumps({"files": {k: hashlib.sha256(v).hexdigest() for k, v in old.items()}}).encode()
+    core.commit(storage, "", {**old, "summary.json": summary})
+    real_put = storage.put_bytes
+
+    def full_disk(key, data):
+        if key == "selected.json":
+            raise StorageError(f"write {storage.uri(key)} failed: {os.strerror(errno.ENOSPC)}")
+        real_put(key, data)
+
+    storage.put_bytes = full_disk
+    with pytest.raises(StorageError, match="No space left"):
+        core.commit(storage, "", {"scores.jsonl": b"new\n", "selected.json": b"[2]", "summary.json": b"{}"})
+    assert not storage.exists("summary.json")
+    with pytest.raises(Exception, match="no object"):
         core.read_selection(storage)
