@@ -62,10 +62,12 @@ def ours(steps: int) -> dict:
         if e.get("event") == "start":
             first["t"] = time.time()
 
+    t_trainer = time.time()
     trainer = PPOTrainer(load_job(job), "baseline", max_steps=steps, progress=progress)
-    trainer.fit()
+    summary = trainer.fit()
     rows_ = trainer.metrics.rows
-    return {"startup_s": first["t"] - T_START, "step_s": [r["seconds"]["total"] for r in rows_],
+    parts = {"imports_and_model": t_trainer - T_START, **summary["startup_seconds"]}
+    return {"startup_s": first["t"] - T_START, "startup_parts_s": parts, "step_s": [r["seconds"]["total"] for r in rows_],
             "tokens_per_s": [r["tokens_per_second"] for r in rows_],
             "response_length": [r["response_length"] for r in rows_]}
 
