@@ -104,8 +104,11 @@ class TrainWorker:
                           MASTER_ADDR=master_addr, MASTER_PORT=str(master_port))
         import deepspeed
 
+        from limr_trainer.runtime.cache import clear_stale_build_locks
+
         if self.device.type == "cuda":
             torch.cuda.set_device(0)
+        clear_stale_build_locks()  # DeepSpeed may JIT-build its CPU op here: never wait on a dead build
         deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
 
     def set_seed(self, seed: int) -> None:

@@ -42,3 +42,23 @@ def locked(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+STALE_BUILD_LOCK_S = 600.0  # a JIT build of DeepSpeed's CPU op takes about a minute
+
+
+def clear_stale_build_locks(max_age_s: float = STALE_BUILD_LOCK_S) -> list[str]:
+    """Remove torch JIT-build locks left by a process killed mid-build (else every later DeepSpeed
+    start waits on them forever); a lock younger than `max_age_s` may be a live build and stays."""
+    import time
+
+    root = Path(torch_extensions_dir())
+    removed = []
+    for lock in root.glob("*/lock") if root.is_dir() else []:
+        try:
+            if time.time() - lock.stat().st_mtime > max_age_s:
+                lock.unlink()
+                removed.append(str(lock))
+        except OSError:
+            pass
+    return removed
