@@ -134,7 +134,9 @@ def to_jsonschema(schema: dict[str, Any], *, strict: bool = True, _root: bool = 
         if strict:
             out["additionalProperties"] = False
         if _root and "metadata" in out["properties"]:
-            out["properties"]["metadata"].pop("additionalProperties", None)
+            # The server's metadata is the whole ObjectMeta: its fields are known, others refused.
+            meta = out["properties"]["metadata"]
+            meta["properties"] = {**{k: {} for k in OBJECT_META_FIELDS}, **meta.get("properties", {})}
     if isinstance(schema.get("additionalProperties"), dict):
         out["additionalProperties"] = to_jsonschema(
             schema["additionalProperties"], strict=strict, _root=False
@@ -145,6 +147,9 @@ def to_jsonschema(schema: dict[str, Any], *, strict: bool = True, _root: bool = 
 
 
 INT64 = (-(2**63), 2**63 - 1)
+OBJECT_META_FIELDS = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+                      "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+                      "annotations", "ownerReferences", "finalizers", "managedFields")
 
 
 def _as_decoded(value: Any) -> Any:

@@ -7,8 +7,14 @@ tests/integration/cluster/test_api_on_server.py.
 from __future__ import annotations
 
 import copy
+import os
+import random
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
+from limr_api.crd import crd
+from paths import REPO
 
 DELETE = object()
 
@@ -577,5 +583,88 @@ GOOD: dict[str, dict[str, Any]] = {
         "spec.cluster.workerGroups": [{"name": f"g{i}", "role": "train"} for i in range(6)],
     }),
 }
+
+
+
+
+# ------------------------------------------------------------ single-field mutations (the agreement sweep)
+SCHEMA = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+SAMPLE = None if os.environ.get("LIMR_API_FULL_SWEEP") == "1" else 150
+MINIMAL = {
+    "apiVersion": "limr.io/v1alpha1",
+    "kind": "LIMRJob",
+    "metadata": {"name": "mini"},
+    "spec": {"model": {"name": "m"}, "dataset": {"uri": "d"}, "storage": {"uri": "/tmp/s"}},
+}
+PAPER = yaml.safe_load((REPO / "manifests/examples/qwen-math-7b-limr.yaml").read_text())
+
+
+def leaves(node: dict[str, Any], at: list[Any]):
+    """(path, schema) of every field below `node`, plus an unknown sibling in each object."""
+    if node.get("type") == "object" and "properties" in node:
+        for key, sub in node["properties"].items():
+            yield from leaves(sub, [*at, key])
+        yield [*at, "unknownField"], {"type": "unknown"}
+    elif node.get("type") == "array" and node["items"].get("type") == "object":
+        yield at, node
+        yield from leaves(node["items"], [*at, 0])
+    else:
+        yield at, node
+
+
+def candidates(node: dict[str, Any]) -> list[Any]:
+    """Values that probe one field: wrong types, null, bounds, lengths, patterns, enums."""
+    kind = node.get("type")
+    out: list[Any] = [None, "x", 1.5, True, [], {}]
+    lo, hi = node.get("minimum"), node.get("maximum")
+    if kind == "integer":
+        out += [3, "3", 3.0, 2**70]
+        out += [] if lo is None else [lo - 1, lo]
+        out += [] if hi is None else [hi, hi + 1]
+    if kind == "number":
+        out += [2, "1.0"]
+        out += [] if lo is None else [lo - 0.5, lo]
+        out += [] if hi is None else [hi, hi + 0.5]
+    if kind == "string":
+        n = node.get("maxLength", 10)
+        out += ["", "a" * n, "a" * (n + 1), "Foo_bar", "s3://ok-bucket/x", "gs://b", "http://h", 7]
+    if kind == "boolean":
+        out += [False, "yes", 0, 1]
+    if kind == "array":
+        out += [[{}], [None], ["random"], ["random", "random"], [0.5, 0.5], [0.5, 1.0]]
+    for value in node.get("enum", [])[:1]:
+        out += [value, value.upper()]
+    return out
+
+
+def mutate(job: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any] | None:
+    job = copy.deepcopy(job)
+    node: Any = job
+    for part in path[:-1]:
+        if isinstance(part, int):
+            if not isinstance(node, list) or not node:
+                return None
+            node = node[part]
+        else:
+            node = node.setdefault(part, {})
+    if not isinstance(node, dict):
+        return None
+    node[path[-1]] = value
+    return job
+
+
+def mutations(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Single-field mutations of `base` (a fixed-seed sample of them; all with LIMR_API_FULL_SWEEP=1)."""
+    out = []
+    for path, node in leaves(SCHEMA, []):
+        if path[0] not in ("spec", "metadata"):
+            continue
+        for value in candidates(node):
+            job = mutate(base, path, value)
+            if job is not None:
+                out.append((f"{'.'.join(map(str, path))}={value!r:.30}", job))
+    if SAMPLE is not None:
+        out = random.Random(20251125).sample(out, SAMPLE)
+    return out
 
 

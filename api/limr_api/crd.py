@@ -116,7 +116,11 @@ class _Converter:
             for key, value in node.items():
                 if key not in ("anyOf", "default") and key not in _DROP:
                     out[key] = copy.deepcopy(value)
-            out["nullable"] = True
+            if "enum" not in out:
+                out["nullable"] = True
+            # An enum stays non-nullable: the API server refuses null for an enum even when it is
+            # nullable (with or without null in the list), while it drops an explicit null on a
+            # non-nullable field, which then means "not set", as None does in the model.
             return out
         out: dict[str, Any] = {}
         for key, value in node.items():

@@ -60,10 +60,12 @@ class LIMRJobSpec(Strict):
 
 
 class ObjectMeta(BaseModel):
-    """The subset of metadata a job file needs, checked as the API server checks every object's
-    metadata (a CRD cannot restrict anything but the name: these checks are `limr validate`'s own)."""
+    """The metadata of a job file, checked as the API server checks every object's metadata (a CRD
+    cannot restrict anything but the name: these checks are `limr validate`'s own). Unknown fields
+    are refused, as the server's strict field validation refuses them; the fields the server fills
+    in (uid, resourceVersion, ...) are accepted as they are, so a `kubectl get -o yaml` loads."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
         pattern=DNS_LABEL_PATTERN,
@@ -75,6 +77,18 @@ class ObjectMeta(BaseModel):
     )
     labels: dict[StrictStr, StrictStr] | None = Field(default=None, description="Labels.")
     annotations: dict[StrictStr, StrictStr] | None = Field(default=None, description="Annotations.")
+    # Written by the API server and controllers; passed through.
+    generateName: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+    deletionGracePeriodSeconds: int | None = None
+    selfLink: str | None = None
+    finalizers: list[str] | None = None
+    ownerReferences: list[dict[str, Any]] | None = None
+    managedFields: list[dict[str, Any]] | None = None
 
     @model_validator(mode="after")
     def _metadata_rules(self) -> ObjectMeta:
