@@ -9,6 +9,7 @@ the shared-memory files vLLM's engines leave behind are removed (`runtime.ray_se
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Self
 
@@ -81,7 +82,8 @@ def step_info(fields: dict[str, Any]) -> str:
 
 def step_counts(fields: dict[str, Any]) -> tuple[int | None, int | None]:
     """(done, total) of a progress event: PPO steps, or evaluated questions."""
-    return fields.get("step") or fields.get("done"), fields.get("total_steps") or fields.get("total")
+    done = fields.get("step") if fields.get("step") is not None else fields.get("done")
+    return done, fields.get("total_steps") or fields.get("total")
 
 
 class ProgressView:
@@ -173,7 +175,7 @@ class PlainProgress:
         if now - self.last < self.every and not (done and total and done == total):
             return
         self.last = now
-        count = f"{done}/{total}" if total else f"{done}"
+        count = f"{done or 0}/{total}" if total else f"{done or 0}"
         info = step_info(fields)
         self._print(f"  {phase}: {count}" + (f" {info}" if info else "") + f" ({now - self.started:.0f} s)")
 
@@ -194,22 +196,23 @@ def run_job(job: LIMRJob, storage_override: str | None = None, console: Any = No
     console = console or Console()
     storage = open_job_storage(job.spec, storage_override)
     steps = plan.steps(job.spec)
-    console.print(f"job {job.metadata.name}: {len(steps)} steps, storage {storage.uri()}")
+    say = functools.partial(console.print, soft_wrap=True, highlight=False)
+    say(f"job {job.metadata.name}: {len(steps)} steps, storage {storage.uri()}")
     started = time.time()
     results: dict[str, Any] = {}
     ctx = Context(job=job, storage=storage)
     if all(ctx.done_summary(s.key) is not None for s in steps):  # everything done earlier: no model, no Ray
         for step in steps:
             results[step.key] = {**(ctx.done_summary(step.key) or {}), "skipped": True}
-            console.print(summary_line(step.key, results[step.key]))
+            say(summary_line(step.key, results[step.key]))
         report = (results.get("evaluation") or {}).get("report")
         if report:
-            console.print(f"report: {report}")
+            say(f"report: {report}")
         return {"phases": results, "report": report}
     source = ModelSource.of(job.spec)
     if source.is_toy:  # built once here, with progress; every worker then finds it in the cache
-        console.print(f"toy model {source.name}")
-        resolve_model(source, progress=lambda message: console.print(f"  {message}"))
+        say(f"toy model {source.name}")
+        resolve_model(source, progress=lambda message: say(f"  {message}"))
     with ray_session(num_cpus), progress_view(console, len(steps)) as view:
         ctx.progress = view
         for step in steps:
@@ -218,7 +221,7 @@ def run_job(job: LIMRJob, storage_override: str | None = None, console: Any = No
             results[step.key] = summary
             view.finish(step.key, summary)
     report = (results.get("evaluation") or {}).get("report")
-    console.print(f"finished in {time.time() - started:.0f} s")
+    say(f"finished in {time.time() - started:.0f} s")
     if report:
-        console.print(f"report: {report}")
+        say(f"report: {report}")
     return {"phases": results, "report": report}

@@ -39,8 +39,10 @@ def train(ctx: Context, step: plan.Step, prompt_ids: list[str] | None) -> dict[s
         if event in ("start", "step"):
             ctx.emit(step.key, "step", **fields)
 
+    hooks = hooks_for(ctx, step, prompt_ids)
+    ctx.emit(step.key, "log", message="starting the trainer: actor, critic and reference ranks, rollout engines")
     return run_ppo_step(ctx.job, step.key, prompt_ids=prompt_ids, storage=ctx.storage, progress=on_progress,
-                        hooks=hooks_for(ctx, step, prompt_ids))
+                        hooks=hooks)
 
 
 def hooks_for(ctx: Context, step: plan.Step, prompt_ids: list[str] | None) -> list[Any]:
