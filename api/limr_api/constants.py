@@ -21,6 +21,10 @@ DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 ENDPOINT_PATTERN = r"^https?://[^/?#@\s]+([/?#]\S*)?$"  # a host[:port], no user:password, no blanks
+# A model, dataset, records or benchmark source: a hub id, a path, or scheme://authority/... where the
+# authority carries no user:password (credentials come from the environment or the storage Secret).
+# RE2-compatible (no look-ahead), as the API server's patterns must be.
+SOURCE_URI_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*([/?#].*)?|([^:]|:[^/]|:/[^/])*(:|:/)?)$"
 REGION_PATTERN = r"^[a-z0-9-]+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"

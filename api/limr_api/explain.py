@@ -16,6 +16,7 @@ from .constants import (
     QUANTITY_PATTERN,
     REGION_PATTERN,
     SECRET_KEY_PATTERN,
+    SOURCE_URI_PATTERN,
     STORAGE_URI_PATTERN,
     VERSION_PATTERN,
 )
@@ -59,6 +60,8 @@ _PATTERN_HELP = {
     ENDPOINT_PATTERN: "an http:// or https:// URL such as http://minio.storage:9000, without "
     "user:password (credentials belong in spec.storage.secretRef)",
     REGION_PATTERN: "a region such as us-east-1",
+    SOURCE_URI_PATTERN: "a hub id, a path or a URI without user:password (credentials come from the "
+    "environment or spec.storage.secretRef, never the URI)",
 }
 
 

@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from .constants import DNS_LABEL_PATTERN, FIELD_MAX, INT32_MAX, LIST_MAP_BY_NAME, LIST_SET, URI_MAX
+from .constants import (
+    DNS_LABEL_PATTERN,
+    FIELD_MAX,
+    INT32_MAX,
+    LIST_MAP_BY_NAME,
+    LIST_SET,
+    SOURCE_URI_PATTERN,
+    URI_MAX,
+)
 from .strict import Strict
 
 
@@ -19,6 +27,7 @@ class BaselineSpec(Strict):
         default=None,
         min_length=1,
         max_length=URI_MAX,
+        pattern=SOURCE_URI_PATTERN,
         description="Start from existing baseline reward records at this URI instead of running "
         "the baseline (requires enabled: false).",
     )
@@ -97,7 +106,8 @@ class BenchmarkSpec(Strict):
 
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Benchmark name in the report.")
     uri: str = Field(
-        min_length=1, max_length=URI_MAX, description="JSONL/JSON file with question and answer fields."
+        min_length=1, max_length=URI_MAX, pattern=SOURCE_URI_PATTERN,
+        description="JSONL/JSON file with question and answer fields.",
     )
     promptField: str = Field(
         default="question", min_length=1, max_length=FIELD_MAX, description="Question field."

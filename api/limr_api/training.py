@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .constants import FIELD_MAX, INT32_MAX, LIMR_SYSTEM_PROMPT, URI_MAX
+from .constants import FIELD_MAX, INT32_MAX, LIMR_SYSTEM_PROMPT, SOURCE_URI_PATTERN, URI_MAX
 from .strict import Strict
 
 
@@ -16,6 +16,7 @@ class ModelSpec(Strict):
     name: str = Field(
         min_length=1,
         max_length=URI_MAX,
+        pattern=SOURCE_URI_PATTERN,
         description="Hugging Face model id, s3:// URI or local folder of the base model "
         "(e.g. Qwen/Qwen2.5-Math-7B).",
     )
@@ -41,6 +42,7 @@ class DatasetSpec(Strict):
     uri: str = Field(
         min_length=1,
         max_length=URI_MAX,
+        pattern=SOURCE_URI_PATTERN,
         description="Dataset location: s3:// URI, local path, or synthetic://arithmetic?n=N&seed=S "
         "for the built-in toy task.",
     )
