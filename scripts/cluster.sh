@@ -20,6 +20,10 @@
 #   LIMR_CLUSTER_KEEP_DATA=1  `up` keeps etcd's data from the last run (default: a fresh, empty store)
 #   LIMR_KUEUE_FRAMEWORKS   Kueue's integrations.frameworks                 (batch/job,ray.io/rayjob)
 #   LIMR_CLUSTER_NO_KUEUE=1 / LIMR_CLUSTER_NO_KUBERAY=1   leave that component out
+#   LIMR_CLUSTER_KUBERAY_CRDS=1   apply KubeRay's CRDs even without its operator (RayJobs are kept,
+#                                 nobody reconciles them: the operator benchmark)
+#   LIMR_CLUSTER_AUDIT=1      the API server writes an audit log (logs/audit.log, one JSON line per
+#                             request, level Metadata): who made which request (the benchmark counts)
 #   LIMR_CLUSTER_KEEP_ON_FAILURE=1  a failed `up` leaves what it started running (for debugging)
 set -euo pipefail
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -427,6 +431,14 @@ start_etcd() {
 }
 
 start_apiserver() {
+  local audit=()
+  if [ "${LIMR_CLUSTER_AUDIT:-}" = 1 ]; then
+    printf '%s\n' "apiVersion: audit.k8s.io/v1" "kind: Policy" "omitStages: [RequestReceived]" \
+      "rules:" "- level: Metadata" >"$state/audit-policy.yaml"
+    : >"$logs/audit.log"
+    audit=(--audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$logs/audit.log"
+      --audit-log-format json --audit-log-mode blocking)
+  fi
   start kube-apiserver "$bin_apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
@@ -443,7 +455,7 @@ start_apiserver() {
     --enable-admission-plugins OwnerReferencesPermissionEnforcement \
     --allow-privileged=true \
     --endpoint-reconciler-type none \
-    --profiling=false
+    --profiling=false "${audit[@]}"
   # Endpoint reconciler off: the only address is loopback, which an Endpoints object may not hold.
   wait_for kube-apiserver 90 "/readyz on $server" bash -c "[ \"\$(curl -fsS --max-time 2 --cacert '$pki/ca.crt' --cert '$pki/admin.crt' --key '$pki/admin.key' $server/readyz)\" = ok ]"
 }
@@ -585,7 +597,7 @@ up() {
   start_controller_manager
   # The CRDs of both operators in one go, then the operators, then wait for all of them.
   local crds=()
-  has kuberay-operator && crds+=("$(kuberay_crds)")
+  if has kuberay-operator || [ "${LIMR_CLUSTER_KUBERAY_CRDS:-}" = 1 ]; then crds+=("$(kuberay_crds)"); fi
   has kueue && crds+=("$state/kueue-crds.yaml")
   [ ${#crds[@]} = 0 ] || apply_crds "${crds[@]}"
   log "CRDs established: ${#crds[@]} sets ($(since "$t") s)"

@@ -12,6 +12,7 @@ LIMRJob author chose with the operator's own cloud identity, unless the cluster 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -88,6 +89,14 @@ def artifacts(spec: Any, job: str, step_key: str) -> dict[str, str]:
 
 
 def _s3_client(access: Access) -> Any:
+    return _client_for(access, ambient_credentials_allowed())
+
+
+@functools.lru_cache(maxsize=64)
+def _client_for(access: Access, ambient: bool) -> Any:
+    """One client per endpoint, region and key (and per opt-in), shared by the reconcile threads
+    (boto3 clients are thread-safe): a session per read cost ~50 ms and a few MB each, so 200 jobs
+    starting at once pushed the operator's peak memory past 300 MB."""
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -100,7 +109,7 @@ def _s3_client(access: Access) -> Any:
     if access.signed:
         kwargs.update(aws_access_key_id=access.access_key, aws_secret_access_key=access.secret_key)
         return boto3.session.Session().client("s3", **kwargs)
-    if ambient_credentials_allowed():
+    if ambient:
         return boto3.session.Session().client("s3", **kwargs)
     return boto3.session.Session().client("s3", config=Config(signature_version=UNSIGNED), **kwargs)
 

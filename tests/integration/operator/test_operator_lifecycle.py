@@ -86,7 +86,8 @@ def test_retries_up_to_the_backoff_limit_then_failed_with_the_reason(real_cluste
     wait(c, lambda: kube.rayjob(ns, "flaky-baseline-1"), "attempt 1")
     kube.finish_rayjob(ns, "flaky-baseline-1", ok=False, message="CUDA out of memory")
     wait(c, lambda: kube.rayjob(ns, "flaky-baseline-2"), "attempt 2")
-    assert kube.status(ns, name)["phases"]["baseline"]["log"].endswith("/flaky/baseline/logs/attempt-2.log")
+    wait(c, lambda: kube.status(ns, name)["phases"]["baseline"].get("log", "").endswith(
+        "/flaky/baseline/logs/attempt-2.log"), "the status to name attempt 2's log")
     kube.finish_rayjob(ns, "flaky-baseline-2", ok=False, message="NCCL timeout")
     wait(c, lambda: kube.phase(ns, name) == "Failed", "phase Failed")
     failed = kube.condition(ns, name, "Failed")
@@ -178,7 +179,8 @@ def test_a_finished_job_deleted_by_its_ttl_is_never_created_again(real_cluster, 
         wait(c, lambda n=name: kube.rayjob(ns, f"{n}-baseline-1"), "the baseline")
         kube.finish_rayjob(ns, f"{name}-baseline-1")
         first = wait(c, lambda n=name: kube.batch_job(ns, f"{n}-select-1"), "the Selection Job")
-        wait(c, lambda n=name: kube.status(ns, n)["phases"]["selection"].get("childUid"), "the operator to see it")
+        wait(c, lambda n=name: kube.status(ns, n).get("phases", {}).get("selection", {}).get("childUid"),
+             "the operator to see it")  # its status lands after the child's create
         operator.kill()
         try:
             if done:
@@ -192,7 +194,7 @@ def test_a_finished_job_deleted_by_its_ttl_is_never_created_again(real_cluster, 
             assert kube.status(ns, name)["phases"]["selection"]["attempts"] == 1
         else:
             wait(c, lambda n=name: kube.batch_job(ns, f"{n}-select-2"), "a new attempt (a new name)")
-            msg = kube.status(ns, name)["phases"]["selection"]["message"]
+            msg = wait(c, lambda n=name: kube.status(ns, n)["phases"]["selection"].get("message"), "the reason")
             assert "was deleted before its outcome was seen" in msg and "_DONE.json is not in storage" in msg
         time.sleep(3)
         again = kube.batch_job(ns, f"{name}-select-1")

@@ -1,4 +1,9 @@
-"""A test-only Kubernetes API server for the operator tests: kmock's emulator plus what kopf needs.
+"""An emulated Kubernetes API server (kmock's emulator plus what kopf needs), kept for one reason:
+the operator benchmark's baseline column (bench/operator/bench_operator.py --target emulator), an
+API server with no admission, no authorization and no etcd, so the side-by-side run with the real
+kube-apiserver shows what the real server costs. No test uses it any more: every operator test runs
+on the real control plane (tests/realcluster.py), which covers all it emulated and what it could not
+(schema, CEL, RBAC, garbage collection, TTL, KubeRay, Kueue).
 
 kmock's `KubernetesEmulator` serves discovery and keeps objects, but kopf also needs server-side
 metadata (uid, a resourceVersion bumped on every write, creationTimestamp, the namespace from the
