@@ -12,20 +12,18 @@ checkpoints, metrics.jsonl, selection outputs, evaluation results and the report
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from paths import REPO
+from e2e_runs import interrupt_when as _interrupt_when
+from e2e_runs import no_process_left as _no_process_left
+from e2e_runs import run_to_end as _run_to_end
+from e2e_runs import start as _start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-LIMR = [sys.executable, "-m", "limr_trainer", "run"]
 N, BATCH, SAMPLES, EPOCHS = 24, 12, 4, 2
 STEPS = (N // BATCH) * EPOCHS
 
@@ -59,57 +57,6 @@ def _job(storage: Path) -> dict:
             "cluster": {"workerGroups": [{"name": "local", "role": "any", "gpus": 0, "cpu": "2", "memory": "8Gi"}]},
         },
     }
-
-
-def _env(tmp: Path) -> dict:
-    env = dict(os.environ)
-    env["LIMR_CACHE"] = str(tmp / "cache")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
-    return env
-
-
-def _start(job_file: Path, tmp: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([*LIMR, str(job_file)], cwd=REPO, env=_env(tmp), stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _interrupt_when(proc: subprocess.Popen, ready, log: Path, limit: float = 240) -> int:
-    """Ctrl-C the run's process group once `ready()` holds; returns the exit code."""
-    deadline = time.time() + limit
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"run ended (rc {proc.returncode}) before the interruption point:\n{log.read_text()[-3000:]}")
-        if time.time() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"interruption point not reached in {limit:.0f} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        return proc.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"run did not stop within 90 s of Ctrl-C:\n{log.read_text()[-3000:]}")
-
-
-def _no_process_left(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def _run_to_end(job_file: Path, tmp: Path, log: Path, limit: float = 420) -> str:
-    proc = _start(job_file, tmp, log)
-    try:
-        proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"run did not finish in {limit:.0f} s:\n{log.read_text()[-3000:]}")
-    out = log.read_text()
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 def test_short_pipeline_interrupted_twice_resumes_and_writes_every_artefact(tmp_path):
