@@ -269,6 +269,75 @@ EOF
   mv -f "$1.tmp" "$1"
 }
 
+write_token_kubeconfig() { # write_token_kubeconfig PATH USER TOKEN : a ServiceAccount's kubeconfig
+  cat >"$1.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: limr-local
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: limr-local
+  context:
+    cluster: limr-local
+    user: $2
+current-context: limr-local
+EOF
+  chmod 600 "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+
+# KubeRay and Kueue run as ServiceAccounts bound to the ClusterRoles of their own modules
+# (config/rbac, config/components/rbac), as in their own installs, so a rule they lack shows here.
+service_account_kubeconfig() { # service_account_kubeconfig NAMESPACE SA OUT
+  kubectl get namespace "$1" >/dev/null 2>&1 || kubectl create namespace "$1" >/dev/null
+  kubectl create serviceaccount "$2" -n "$1" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  local token
+  token=$(kubectl create token "$2" -n "$1" --duration 48h) || die "no token for $1/$2"
+  write_token_kubeconfig "$3" "system:serviceaccount:$1:$2" "$token"
+}
+
+bind_cluster_role() { # bind_cluster_role ROLE NAMESPACE SA
+  kubectl create clusterrolebinding "$1" --clusterrole "$1" --serviceaccount "$2:$3" --dry-run=client -o yaml |
+    kubectl apply -f - >/dev/null
+}
+
+kuberay_rbac() {
+  local dir
+  dir=$(module_dir kuberay github.com/ray-project/kuberay/ray-operator)/config/rbac
+  kubectl apply --server-side --force-conflicts --field-manager limr-cluster -f "$dir/role.yaml" >/dev/null ||
+    die "applying KubeRay's ClusterRole ($dir/role.yaml) failed"
+  service_account_kubeconfig kuberay-system kuberay-operator "$state/kuberay.kubeconfig"
+  bind_cluster_role kuberay-operator kuberay-system kuberay-operator
+}
+
+kueue_rbac() {
+  local dir name
+  dir=$(module_dir kueue sigs.k8s.io/kueue)/config/components/rbac
+  for name in role metrics_auth_role; do # manager-role, metrics-auth-role (kustomize prefixes kueue-)
+    sed 's/^  name: \(manager-role\|metrics-auth-role\)$/  name: kueue-\1/' "$dir/$name.yaml" |
+      kubectl apply --server-side --force-conflicts --field-manager limr-cluster -f - >/dev/null ||
+      die "applying Kueue's $dir/$name.yaml failed"
+  done
+  service_account_kubeconfig "$kueue_namespace" kueue-controller-manager "$state/kueue.kubeconfig"
+  bind_cluster_role kueue-manager-role "$kueue_namespace" kueue-controller-manager
+  bind_cluster_role kueue-metrics-auth-role "$kueue_namespace" kueue-controller-manager
+  # The Role on secrets in its own namespace (its caches wait for it even without cert management).
+  sed -e 's/^  name: manager-secrets-role$/  name: kueue-manager-secrets-role/' \
+    -e "s/^  namespace: system\$/  namespace: $kueue_namespace/" "$dir/manager_secrets_role.yaml" |
+    kubectl apply --server-side --force-conflicts --field-manager limr-cluster -f - >/dev/null ||
+    die "applying Kueue's $dir/manager_secrets_role.yaml failed"
+  kubectl create rolebinding kueue-manager-secrets-rolebinding -n "$kueue_namespace" \
+    --role kueue-manager-secrets-role --serviceaccount "$kueue_namespace:kueue-controller-manager" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+}
+
 # --- processes ---------------------------------------------------------------------------------------
 pidfile() { echo "$run/$1.pid"; }
 
@@ -506,8 +575,9 @@ render_kueue() { # Kueue's CRDs and webhook configurations, from its own module,
 }
 
 start_kuberay() {
-  # Outside a cluster: the admin kubeconfig, no leader election, metrics and probes on loopback.
-  start kuberay-operator "$bin_kuberay" --kubeconfig "$kubeconfig" \
+  # Outside a cluster: its ServiceAccount's token, no leader election, metrics and probes on loopback.
+  kuberay_rbac
+  start kuberay-operator "$bin_kuberay" --kubeconfig "$state/kuberay.kubeconfig" \
     --metrics-addr "127.0.0.1:$kuberay_metrics_port" \
     --health-probe-bind-address "127.0.0.1:$kuberay_probe_port" \
     --enable-leader-election=false \
@@ -548,7 +618,8 @@ clientConnection:
 integrations:
   frameworks:$frameworks
 EOF
-  start kueue "$bin_kueue" --kubeconfig "$kubeconfig" --config "$state/kueue-config.yaml"
+  kueue_rbac
+  start kueue "$bin_kueue" --kubeconfig "$state/kueue.kubeconfig" --config "$state/kueue-config.yaml"
 }
 
 wait_kuberay() {

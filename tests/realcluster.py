@@ -15,7 +15,8 @@ or import the fixture into one folder's conftest.py, as tests/integration/cluste
 `scripts/cluster.sh up` is a no-op when it is already up.
 
 Where the cluster comes from:
-  * `LIMR_TEST_EXISTING_CLUSTER=1` with `KUBECONFIG` set: that cluster, used as is, never stopped;
+  * `LIMR_TEST_EXISTING_CLUSTER=1` with `KUBECONFIG` set: that cluster, used as is, never stopped
+    (`LIMR_CLUSTER_LOGS` may name its components' log folder);
   * otherwise `scripts/cluster.sh up` (a no-op when it is already up, e.g. after `make cluster`).
     The session stops it at the end only if this session started it, and `LIMR_KEEP_CLUSTER=1`
     keeps it running for the next session (a warm `up` then costs well under a second).
@@ -296,7 +297,8 @@ def _existing_cluster() -> RealCluster:
         raise ClusterUnavailable(
             "LIMR_TEST_EXISTING_CLUSTER=1 but no kubectl found (make cluster builds one)"
         )
-    cluster = RealCluster(kubeconfig=kubeconfig, kubectl_path=kubectl, server="", started_here=False)
+    logs = Path(os.environ["LIMR_CLUSTER_LOGS"]) if os.environ.get("LIMR_CLUSTER_LOGS") else None
+    cluster = RealCluster(kubeconfig=kubeconfig, kubectl_path=kubectl, server="", started_here=False, logs=logs)
     cluster.server = cluster._cluster_entry()["server"]
     cluster.kubectl("get", "--raw", "/readyz")
     return cluster

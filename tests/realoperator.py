@@ -33,7 +33,10 @@ from chart_support import CHART, free_port, helm_binary
 from paths import REPO
 from realcluster import RealCluster
 
-CRD_FILE = REPO / "manifests" / "crd" / "limr.io_limrjobs.yaml"
+# The chart and CRD under test; LIMR_TEST_CHART / LIMR_TEST_CRD point the tests at others (e.g. an
+# older commit's, to show that a test fails there).
+CHART = Path(os.environ.get("LIMR_TEST_CHART") or CHART)
+CRD_FILE = Path(os.environ.get("LIMR_TEST_CRD") or REPO / "manifests" / "crd" / "limr.io_limrjobs.yaml")
 GROUP, VERSION, PLURAL = "limr.io", "v1alpha1", "limrjobs"
 SECRET = "limr-s3-credentials"  # the chart's default rbac.secretNames
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "limr-job-key", "AWS_SECRET_ACCESS_KEY": "limr-job-secret"}

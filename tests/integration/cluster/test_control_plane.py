@@ -492,3 +492,28 @@ def test_kueue_admits_rayjobs_within_quota(
     c.wait_for(lambda: counts() == (1, 1), 30, "the ClusterQueue to count 1 admitted and 1 pending Workload")
     # Still waiting a little later: nothing unsuspends it behind Kueue's back.
     assert c.get("rayjob", "second", namespace)["spec"]["suspend"] is True
+
+
+# --- (f) KubeRay and Kueue under their own RBAC -----------------------------------------------------------
+@pytest.mark.parametrize("sa, role, allowed", [
+    ("kuberay-system:kuberay-operator", "kuberay-operator", "pods"),
+    ("kueue-system:kueue-controller-manager", "kueue-manager-role", "workloads.kueue.x-k8s.io"),
+])
+def test_kuberay_and_kueue_run_as_service_accounts_with_their_modules_roles(real_cluster: RealCluster, sa, role,
+                                                                            allowed):
+    """Their ClusterRoles come from their own modules (config/rbac): a rule they lack shows as a
+    403 in their logs, which must have none (this test runs after the others of this file)."""
+    c = real_cluster
+    ns, name = sa.split(":")
+    binding = c.get("clusterrolebinding", role)
+    assert binding["roleRef"]["name"] == role
+    assert {"kind": "ServiceAccount", "name": name, "namespace": ns} in binding["subjects"]
+    user = f"system:serviceaccount:{sa}"
+    assert c.kubectl("auth", "can-i", "create", allowed, "--as", user, "-n", "default").stdout.strip() == "yes"
+    assert c.kubectl("auth", "can-i", "create", "secrets", "--as", user, "-n", "default",
+                     check=False).stdout.strip() == "no"
+    if c.logs is None:
+        pytest.skip("SKIPPED LOUDLY: an existing cluster: its components' logs are not readable here")
+    log = (c.logs / ("kuberay-operator.log" if "kuberay" in sa else "kueue.log")).read_text(errors="replace")
+    refused = [line[:300] for line in log.splitlines() if f'User \\"{user}\\"' in line or f'User "{user}"' in line]
+    assert refused == [], "\n".join(refused[:5])
