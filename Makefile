@@ -7,7 +7,7 @@ CACHE := $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: venv tools demo test test-unit test-integration lint crd clean cluster cluster-down
+.PHONY: venv tools demo study test test-unit test-integration lint crd clean cluster cluster-down
 
 venv: $(VENV)/.ready
 
@@ -25,17 +25,26 @@ tools:
 demo: venv
 	$(BIN)/limr run manifests/examples/tiny-local.yaml
 
+# The toy study of bench/pipeline/PROTOCOL.md (5 seeds, both budgets, early selection): writes
+# bench/pipeline/study.json and bench/pipeline/STUDY.md; runs under runs/study (resumes when rerun).
+study: venv
+	nice -n 5 $(BIN)/python bench/pipeline/study.py
+
 # Unit and property tests first (fast, no servers; hypothesis with a fixed, derandomized budget),
 # then integration and e2e (real servers and engines). A hung test fails after its timeout instead
-# of eating CI's budget; the slowest tests are listed.
+# of eating CI's budget; the slowest tests are listed. The integration tests' real Kubernetes control
+# plane (cluster/README.md) is built before pytest (a cold build takes about 15 minutes, more than a
+# test's timeout); the pytest session starts it and stops it.
 test: venv
 	$(BIN)/python -m pytest tests/unit tests/property -q --timeout=300 --durations=5
+	bash scripts/cluster.sh build
 	$(BIN)/python -m pytest tests/integration tests/e2e -v --timeout=900 --durations=15
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit tests/property -q --timeout=300
 
 test-integration: venv
+	bash scripts/cluster.sh build
 	$(BIN)/python -m pytest tests/integration tests/e2e -v --timeout=900 --durations=15
 
 lint: venv
