@@ -21,6 +21,19 @@ from limr_api import layout
 from limr_trainer.ppo.trainer import TrainerHook
 
 
+def early_stop_text(early: dict[str, Any]) -> str:
+    """What selection.earlyStop did to the baseline, in words."""
+    planned, epochs = early["steps_planned"], early["epochs_planned"]
+    if early.get("stopped_after_epoch"):
+        return (f"stopped after epoch {early['stopped_after_epoch']} of {epochs} (selection stable): "
+                f"{early['steps_saved']} of {planned} baseline steps saved ({100 * early['saved_share']:.0f}%)")
+    if early.get("stable_after_epoch"):
+        would = planned - early["steps_needed"]
+        return (f"selection stable after epoch {early['stable_after_epoch']} of {epochs} (observe only: stopping "
+                f"there would save {would} of {planned} baseline steps)")
+    return f"selection not stable before the last epoch: all {epochs} epochs ran"
+
+
 def jaccard(a: set[str] | list[str], b: set[str] | list[str]) -> float:
     """|A & B| / |A | B|; two empty selections are the same selection (1.0)."""
     a, b = set(a), set(b)

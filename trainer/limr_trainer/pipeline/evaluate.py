@@ -14,7 +14,9 @@ from limr_api import layout, plan
 
 from limr_trainer.evaluation import benchmarks as bench
 from limr_trainer.evaluation import report
+from limr_trainer.evaluation.judges import LIMR_JUDGE, make_scorer
 from limr_trainer.pipeline.context import Context
+from limr_trainer.pipeline.early_selection import early_stop_text
 from limr_trainer.pipeline.heldout import read_points
 from limr_trainer.storage import Storage
 
@@ -41,24 +43,6 @@ def questions_used(ctx: Context, step: str | None) -> int | None:
     return int(done["questions"]) if done.get("questions") is not None else None
 
 
-def make_scorer(job: Any, pool: Any = None) -> bench.Scorer:
-    """A judge over the checker pool (reason = the format rule that fired, or None): the training
-    reward by default, or `pool`'s own check (LIMR's judge for the paper metric)."""
-    from limr_trainer import reward
-
-    spec = job.spec.reward
-
-    def scorer(responses: list[str], answers: list[str], truncated: list[bool]):
-        items = [reward.RewardItem(r, a, t) for r, a, t in zip(responses, answers, truncated)]
-        if pool is None:
-            results = reward.score_batch(items, workers=spec.workers, timeout=spec.timeoutSeconds)
-        else:
-            results = pool.map(items, timeout=spec.timeoutSeconds)
-        return [(r.reward, r.correct, r.format_error) for r in results]
-
-    return scorer
-
-
 def run(ctx: Context) -> dict[str, Any]:
     job, storage, name = ctx.job, ctx.storage, ctx.name
     training_prompts = {r["prompt"] for r in ctx.dataset_rows()}
@@ -78,7 +62,6 @@ def _evaluate_arms(ctx: Context, benches: list[bench.Benchmark], pending: list[t
     from transformers import AutoTokenizer
 
     from limr_trainer.data.prompts import end_of_turn_ids, render_prompt
-    from limr_trainer.evaluation.judges import LIMR_JUDGE
     from limr_trainer.reward.pool import CheckerPool
     from limr_trainer.rollout import make_backend
     from limr_trainer.rollout.options import backend_options
@@ -144,8 +127,6 @@ def write_report(ctx: Context, results: dict[str, dict[str, Any]], bench_names: 
                      f"full-data run = the baseline run, ended by selection.earlyStop after epoch "
                      f"{early['stopped_after_epoch']} of {early['epochs_planned']} (the retrain arms ran their epochs).")
     if early:
-        from limr_trainer.pipeline.local import early_stop_text
-
         notes.append("early selection: " + early_stop_text(early) + ".")
     sel = ctx.done_summary(plan.SELECTION.key)
     if sel:

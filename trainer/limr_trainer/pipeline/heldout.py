@@ -48,7 +48,7 @@ class HeldoutCurve(TrainerHook):
             return
         from limr_trainer.data.prompts import end_of_turn_ids, render_prompt
         from limr_trainer.evaluation import benchmarks as bench
-        from limr_trainer.pipeline.evaluate import make_scorer
+        from limr_trainer.evaluation.judges import make_scorer
 
         tokenizer, system = trainer.tokenizer, self.ctx.job.spec.ppo.systemPrompt
         stops = end_of_turn_ids(tokenizer)

@@ -17,6 +17,7 @@ from limr_api import plan
 from limr_api.job import LIMRJob
 
 from limr_trainer.pipeline.context import Context
+from limr_trainer.pipeline.early_selection import early_stop_text
 from limr_trainer.pipeline.steps import run_step
 from limr_trainer.storage import open_job_storage
 
@@ -56,19 +57,6 @@ def summary_line(phase: str, summary: dict[str, Any]) -> str:
     if summary.get("seconds") is not None:
         parts.append(f"{summary['seconds']:.0f} s")
     return f"{phase}: " + (", ".join(parts) if parts else "done")
-
-
-def early_stop_text(early: dict[str, Any]) -> str:
-    """What selection.earlyStop did to the baseline, in words."""
-    planned, epochs = early["steps_planned"], early["epochs_planned"]
-    if early.get("stopped_after_epoch"):
-        return (f"stopped after epoch {early['stopped_after_epoch']} of {epochs} (selection stable): "
-                f"{early['steps_saved']} of {planned} baseline steps saved ({100 * early['saved_share']:.0f}%)")
-    if early.get("stable_after_epoch"):
-        would = planned - early["steps_needed"]
-        return (f"selection stable after epoch {early['stable_after_epoch']} of {epochs} (observe only: stopping "
-                f"there would save {would} of {planned} baseline steps)")
-    return f"selection not stable before the last epoch: all {epochs} epochs ran"
 
 
 def step_info(fields: dict[str, Any]) -> str:

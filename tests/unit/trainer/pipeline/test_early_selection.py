@@ -15,6 +15,7 @@ from limr_trainer.pipeline.context import Context
 from limr_trainer.pipeline.early_selection import (
     EarlySelection,
     EpochSelection,
+    early_stop_text,
     jaccard,
     overlaps,
     select_from_epochs,
@@ -149,7 +150,7 @@ def test_observe_only_records_but_never_stops(tmp_path):
     summary = hook.summary()["early_stop"]
     assert summary["stable_after_epoch"] == 2 and summary["stopped_after_epoch"] is None
     assert summary["steps_run"] == EPOCHS * 2 and summary["steps_needed"] == 4
-    text = local.early_stop_text(summary)
+    text = early_stop_text(summary)
     assert "observe only" in text and "save 8 of 12 baseline steps" in text
 
 
