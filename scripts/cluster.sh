@@ -243,33 +243,9 @@ kueue_metrics_certs() {
   log "wrote a self-signed Kueue metrics certificate to $dir"
 }
 
-write_kubeconfig() { # write_kubeconfig PATH USER CERT KEY
-  local b64="base64 -w0"
-  cat >"$1.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: limr-local
-  cluster:
-    server: $server
-    certificate-authority-data: $($b64 <"$pki/ca.crt")
-users:
-- name: $2
-  user:
-    client-certificate-data: $($b64 <"$3")
-    client-key-data: $($b64 <"$4")
-contexts:
-- name: limr-local
-  context:
-    cluster: limr-local
-    user: $2
-current-context: limr-local
-EOF
-  chmod 600 "$1.tmp"
-  mv -f "$1.tmp" "$1"
-}
-
-write_token_kubeconfig() { # write_token_kubeconfig PATH USER TOKEN : a ServiceAccount's kubeconfig
+write_kubeconfig() { # write_kubeconfig PATH USER CREDENTIAL... : the one kubeconfig writer; each CREDENTIAL is a line of the user block
+  local credentials="" line
+  for line in "${@:3}"; do credentials+="    $line"$'\n'; done
   cat >"$1.tmp" <<EOF
 apiVersion: v1
 kind: Config
@@ -281,8 +257,7 @@ clusters:
 users:
 - name: $2
   user:
-    token: $3
-contexts:
+${credentials}contexts:
 - name: limr-local
   context:
     cluster: limr-local
@@ -293,6 +268,10 @@ EOF
   mv -f "$1.tmp" "$1"
 }
 
+cert_kubeconfig() { # cert_kubeconfig PATH USER CERT KEY : a client-certificate user's kubeconfig
+  write_kubeconfig "$1" "$2" "client-certificate-data: $(base64 -w0 <"$3")" "client-key-data: $(base64 -w0 <"$4")"
+}
+
 # KubeRay and Kueue run as ServiceAccounts bound to the ClusterRoles of their own modules
 # (config/rbac, config/components/rbac), as in their own installs, so a rule they lack shows here.
 service_account_kubeconfig() { # service_account_kubeconfig NAMESPACE SA OUT
@@ -300,7 +279,7 @@ service_account_kubeconfig() { # service_account_kubeconfig NAMESPACE SA OUT
   kubectl create serviceaccount "$2" -n "$1" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   local token
   token=$(kubectl create token "$2" -n "$1" --duration 48h) || die "no token for $1/$2"
-  write_token_kubeconfig "$3" "system:serviceaccount:$1:$2" "$token"
+  write_kubeconfig "$3" "system:serviceaccount:$1:$2" "token: $token"
 }
 
 bind_cluster_role() { # bind_cluster_role ROLE NAMESPACE SA
@@ -530,7 +509,7 @@ start_apiserver() {
 }
 
 start_controller_manager() {
-  write_kubeconfig "$state/kube-controller-manager.kubeconfig" system:kube-controller-manager \
+  cert_kubeconfig "$state/kube-controller-manager.kubeconfig" system:kube-controller-manager \
     "$pki/kube-controller-manager.crt" "$pki/kube-controller-manager.key"
   local kc=$state/kube-controller-manager.kubeconfig
   start kube-controller-manager "$bin_kcm" \
@@ -661,7 +640,7 @@ up() {
   log "etcd $etcd_version up on :$etcd_port ($(since "$t") s)"
   t=$(now)
   start_apiserver
-  write_kubeconfig "$kubeconfig" limr-admin "$pki/admin.crt" "$pki/admin.key"
+  cert_kubeconfig "$kubeconfig" limr-admin "$pki/admin.crt" "$pki/admin.key"
   log "kube-apiserver $k8s_version up on $server ($(since "$t") s)"
   has kueue && render_kueue
   t=$(now)

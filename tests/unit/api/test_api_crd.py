@@ -17,6 +17,7 @@ from limr_api.job import LIMRJobSpec, to_manifest
 from limr_api.loader import load_job
 from limr_api.rules import RULES
 from limr_api.status import LIMRJobStatus
+from limrjob_cases import MINIMAL
 from paths import REPO
 from pydantic import BaseModel
 
@@ -24,18 +25,6 @@ CHECKED_IN = [
     REPO / "manifests/crd/limr.io_limrjobs.yaml",
     REPO / "charts/limr-operator/crds/limr.io_limrjobs.yaml",
 ]
-MINIMAL = {
-    "apiVersion": "limr.io/v1alpha1",
-    "kind": "LIMRJob",
-    "metadata": {"name": "mini"},
-    "spec": {
-        "model": {"name": "org/model"},
-        "dataset": {"uri": "s3://data/train.json"},
-        "storage": {"uri": "/tmp/x"},
-    },
-}
-
-
 CRD = crd()
 
 
