@@ -12,6 +12,8 @@ selection.seed S:
    epochs 1..K, the selection on them (checked equal to the one stored during the baseline), the LIM
    retrain for E epochs (same epochs). Where the early selection equals the final one, its retrain
    is the LIM arm's run.
+After every seed's GAE runs, `study-sS-grpo`: the baseline alone with `advantageEstimator: grpo`
+(no critic), evaluated (protocol target 1: RL generalises with GRPO too; the base model is the GAE job's).
 Then `bench/pipeline/study.json` and `bench/pipeline/STUDY.md` (mean +- 95% interval, t with 4 dof,
 paired differences, the targets, the early-selection trade-off). Finished jobs are skipped on a
 rerun (`limr run` resumes), so an interrupted study continues where it stopped.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from design import design_job
 from stats import interval, paired, ratio, summary
 from toyjobs import REPO, arm_accuracy, demo_job, done, run_job
 
@@ -162,6 +165,13 @@ def run_seed(seed: int, out: Path, env: dict, log: list[str], epochs_only: bool 
     return result
 
 
+def run_grpo(seed: int, out: Path, env: dict, log: list[str]) -> float:
+    """FULL with GRPO (the baseline alone, no critic) for protocol target 1: its held-out accuracy."""
+    job = design_job(f"study-s{seed}-grpo", seed, {"spec.ppo.advantageEstimator": "grpo",
+                                                     "spec.evaluation.includeBaseModel": False}, out)
+    return arm_accuracy(run_or_fail(job, out, env, log), "full")
+
+
 def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -190,6 +200,12 @@ def aggregate(per_seed: list[dict], wall: float) -> dict:
     study["statistics"] = {"same_epochs": statistics(arms, study["questions"])}
     if "same_steps" in study:
         study["statistics"]["same_steps"] = statistics(study["same_steps"]["arms"], study["questions"])
+    if all("grpo_full" in r for r in per_seed):
+        study["grpo"] = {"full": [round(r["grpo_full"], 2) for r in per_seed], "base": arms["base"]}
+        diff = paired(study["grpo"]["full"], arms["base"])
+        study["statistics"]["grpo"] = {"full": summary(study["grpo"]["full"]), "full_minus_base": diff,
+                                       "targets": {"grpo_generalises (full - base > 2 SE)": diff["mean"] > 2 * diff["se"],
+                                                   "grpo_full_above_base": diff["mean"] > 0}}
     study["early_selection"] = early_table(per_seed)
     study["per_seed"] = per_seed
     study["wall_s"] = round(wall, 1)
@@ -258,6 +274,10 @@ def markdown(study: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Paired by seed (mean ± 95% interval):", ""]
     for budget, s in st.items():
+        if budget == "grpo":
+            lines.append(f"- GRPO (FULL only, no critic): FULL {interval(s['full'])}; FULL − base "
+                         f"{interval(s['full_minus_base'])} points (SE {s['full_minus_base']['se']:.2f}).")
+            continue
         d, lr, lf = s["full_minus_base"], s["lim_minus_random"], s["lim_over_full"]
         lines.append(f"- {budget.replace('_', ' ')}: FULL − base {interval(d)} points (SE {d['se']:.2f}); "
                      f"LIM − RANDOM {interval(lr)}; LIM / FULL {interval(lf, 3)}; LIM uses "
@@ -301,6 +321,9 @@ def main() -> int:
     for seed in args.seeds:
         per_seed.append(run_seed(seed, args.out, env, log, args.epochs_only))
         print(f"seed {seed}: " + json.dumps(per_seed[-1]["same_epochs"]), flush=True)
+    if not args.epochs_only:
+        for result in per_seed:
+            result["grpo_full"] = run_grpo(result["seed"], args.out, env, log)
     study = aggregate(per_seed, time.time() - started)
     study["runs"] = log
     args.json.write_text(json.dumps(study, indent=1) + "\n")
