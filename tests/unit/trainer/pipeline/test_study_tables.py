@@ -62,3 +62,14 @@ def test_a_missed_target_is_said():
     per_seed = [_seed(s, 40.0, 41.0 + s % 2, 38.0, 39.0 + s % 2, 38.0) for s in range(5)]
     md = study.markdown(study.aggregate(per_seed, wall=10.0))
     assert "lim_at_least_random: NOT met" in md and "lim_at_least_95pct_of_full: NOT met" in md
+
+
+def test_grpo_full_against_the_same_base():
+    per_seed = [{**_seed(s, 40.0, 47.0, 45.0, 42.0, 43.0), "grpo_full": 44.0 + s} for s in range(5)]
+    out = study.aggregate(per_seed, wall=10.0)
+    grpo = out["statistics"]["grpo"]
+    assert out["grpo"]["full"] == [44.0, 45.0, 46.0, 47.0, 48.0] and grpo["full_minus_base"]["mean"] == 6.0
+    assert grpo["targets"]["grpo_generalises (full - base > 2 SE)"]
+    assert "GRPO (FULL only, no critic): FULL 46.0 ± " in study.markdown(out)
+    without = study.aggregate([_seed(s, 40.0, 47.0, 45.0, 42.0, 43.0) for s in range(5)], wall=10.0)
+    assert "grpo" not in without["statistics"]  # an --epochs-only study has no GRPO runs
