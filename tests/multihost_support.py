@@ -9,7 +9,8 @@ address (`net.gateway`) is where servers every host reaches listen (e.g. an S3 s
 - its own mount, UTS and PID namespaces, held by one small process (`hold`, PID 1 of the host):
   private tmpfs mounts on /tmp, /dev/shm and /home with HOME=/home/ray (the trainer image's), its
   own hostname with an /etc/hosts line for it, its own /proc. The rest of the file system (the
-  checkout, the venv, the interpreter) is shared, as an image's is.
+  checkout, the venv, the interpreter) is shared, as an image's is; where one of them lies under a
+  private folder (a clone in /tmp), it is bound back over the host's tmpfs (`shared_paths`).
 Commands run on a host through `nsenter` into the holder's namespaces (`Host.popen`, `Host.run`).
 When the holder dies the kernel kills every process of the host's PID namespace and its mounts go
 with it; `close()` does that, removes the network namespaces and the bridge, also after a failure.
@@ -37,6 +38,18 @@ from typing import Self
 PREFIX = "lmh"  # every bridge, veth and netns name starts with it (then the owner pid)
 PRIVATE_DIRS = ("/tmp", "/dev/shm", "/home")  # tmpfs on each host
 HOME = "/home/ray"  # the trainer image's HOME, inside the private /home
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def shared_paths() -> list[str]:
+    """What every host must see as the image's content: this checkout, the venv, the interpreter."""
+    return sorted({os.path.realpath(p) for p in (CHECKOUT, sys.prefix, sys.base_prefix)})
+
+
+def hidden_by(private: tuple[str, ...] | list[str], paths: list[str]) -> list[str]:
+    """The paths that a tmpfs on one of the private folders would hide (outermost first, no nested ones)."""
+    under = sorted(p for p in paths if any(p == f or p.startswith(f.rstrip("/") + "/") for f in private))
+    return [p for i, p in enumerate(under) if not any(p.startswith(q.rstrip("/") + "/") for q in under[:i])]
 
 
 def missing_requirements() -> str | None:
@@ -229,8 +242,10 @@ class Network:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def add_host(self, name: str) -> Host:
-        """A new host `name` at the next address of the subnet (see the module docstring)."""
+    def add_host(self, name: str, keep: list[str] | None = None) -> Host:
+        """A new host `name` at the next address of the subnet (see the module docstring); `keep`: the
+        shared paths that stay visible through its private folders (default: `shared_paths()`)."""
+        keep_arg = os.pathsep.join(shared_paths() if keep is None else keep)
         index = len(self.hosts)
         ip = str(self.subnet[11 + index])
         netns, outside, inside = f"{self.tag}{name[:3]}{index}", f"{self.tag}v{index}", f"{self.tag}i{index}"
@@ -250,7 +265,7 @@ class Network:
                 [*DIE_WITH_PARENT, "nsenter", f"--net=/run/netns/{netns}", "--",
                  "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
                  "--propagation", "private", "--",
-                 sys.executable, __file__, "hold", name, str(hosts_file), HOME, *PRIVATE_DIRS],
+                 sys.executable, __file__, "hold", name, str(hosts_file), HOME, keep_arg, *PRIVATE_DIRS],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
             line = holder.stdout.readline().strip()
             if line != "ready":
@@ -281,16 +296,34 @@ class Network:
 # ----------------------------------------------------------------------------------- PID 1 of a host
 
 
-def hold(name: str, hosts_file: str, home: str, *private: str) -> None:
-    """PID 1 of a host: hostname, /etc/hosts, private tmpfs mounts; then reap orphans until killed."""
+def _bind_fd(fd: int, target: str) -> None:
+    """mount(2) --rbind of the directory open at `fd` onto `target`: the kernel follows /proc/self/fd to
+    the directory itself, also once a tmpfs hides its path (mount(8) would resolve the path instead)."""
+    import ctypes
+
+    ms_bind, ms_rec = 4096, 16384
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, ms_bind | ms_rec, None) != 0:
+        raise OSError(ctypes.get_errno(), f"bind of {target} back over the private tmpfs failed")
+
+
+def hold(name: str, hosts_file: str, home: str, keep: str, *private: str) -> None:
+    """PID 1 of a host: hostname, /etc/hosts, private tmpfs mounts (the shared paths in `keep` bound
+    back); then reap orphans until killed."""
     import socket
 
     socket.sethostname(name)
     subprocess.run(["mount", "--bind", hosts_file, "/etc/hosts"], check=True)
+    kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in hidden_by(private, keep.split(os.pathsep))
+            if os.path.isdir(path)}
     for folder in private:  # after the bind: the hosts file may live under /tmp
         mode = "0755" if folder == "/home" else "1777"
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"mode={mode}", f"{name}-{Path(folder).name}", folder],
                        check=True)
+    for path, fd in kept.items():
+        os.makedirs(path, exist_ok=True)
+        _bind_fd(fd, path)
+        os.close(fd)
     os.makedirs(home, mode=0o700, exist_ok=True)  # inside a private tmpfs: nothing on the shared disk
     os.chdir(home)  # where commands entering the host start
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # PID 1 ignores signals it has no handler for
